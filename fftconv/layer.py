@@ -1,0 +1,474 @@
+"""`SignalConv1D`, the layer with tfc's arguments, and its functional form."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from fftconv import activations, initializers, regularizers
+from fftconv._arrays import as_real_array
+from fftconv.engine import check_backend, check_method, convolve
+from fftconv.parameters import (
+    RDFTParameter,
+    VariableParameter,
+    deserialize_parameter,
+    serialize_parameter,
+)
+from fftconv.spec import ConvSpec, data_format_name, positive_int
+
+DTYPES = ("float32", "float64")
+_PARAMETERS = (RDFTParameter, VariableParameter)
+
+
+class SignalConv1D:
+    """1-D convolution layer with the semantics of ``tfc.SignalConv1D``.
+
+    The output is: upsample by `strides_up` (zero insertion), convolve
+    (`corr=False`) or correlate (`corr=True`) with the kernel centred at
+    ``K // 2``, downsample by `strides_down`, add the bias, apply the activation.
+    Every combination of arguments is implemented, including those for which
+    tfc raises ``NotImplementedError``.
+
+    Parameters
+    ----------
+    filters : int
+        Output channels, or filters per input channel when `channel_separable`.
+    kernel_support : int
+        Kernel length ``K`` (tfc's one-element list spelling is accepted).
+    corr : bool
+        Cross-correlate instead of convolve.
+    strides_down, strides_up : int
+        Downsampling after and upsampling before filtering.
+    padding : {'valid', 'same_zeros', 'same_reflect'}
+        Boundary handling (case-insensitive, as in tfc).  For ``same_reflect``
+        pads longer than the input keep reflecting (``numpy.pad`` 'reflect'
+        semantics; a width-1 input is repeated), where tfc fails.
+    extra_pad_end : bool or None
+        When upsampling, keep ``strides_up - 1`` skipped samples after the last
+        input.  None means True for ``same_*`` and False for ``valid``.
+    channel_separable : bool
+        Filter each input channel on its own; output channel ``c*filters + f``.
+    data_format : {'channels_last', 'channels_first'}
+        Input layout ``(batch, width, channels)`` or ``(batch, channels, width)``.
+    activation : None, str or callable
+        Applied last; names as in Keras (``'relu'``, ``'tanh'``, ...).
+    use_bias : bool
+    use_explicit : bool
+        Accepted for compatibility with tfc; it selects a TensorFlow op there
+        and does not change results here.
+    kernel_parameter : array, 'rdft', 'variable', callable or parameter
+        An array of shape ``(K, C_in, filters)`` is a fixed kernel; ``'rdft'``
+        creates an :class:`~fftconv.parameters.RDFTParameter`, ``'variable'`` a
+        :class:`~fftconv.parameters.VariableParameter` when the layer is built; a
+        callable returns the kernel.
+    bias_parameter : array, 'variable', callable or parameter
+        The same for the bias, shape ``(C_out,)``.
+    kernel_initializer, bias_initializer : str, dict or callable
+        Keras initializers (``'variance_scaling'``, ``'zeros'``, ...).
+    kernel_regularizer, bias_regularizer : None, str, dict or callable
+        Their values are listed in :attr:`losses`.
+    dtype : {'float32', 'float64'}
+        Computation dtype; inputs are converted to it.
+    method : {'auto', 'direct', 'fft'}
+        Execution path for the convolution.
+    backend : {'auto', 'numpy'}
+        Array backend.
+    name : str or None
+    trainable : bool
+        Kept for configuration compatibility with Keras.
+    """
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_support: int | Sequence[int],
+        corr: bool = False,
+        strides_down: int | Sequence[int] = 1,
+        strides_up: int | Sequence[int] = 1,
+        padding: str = "valid",
+        extra_pad_end: bool | None = None,
+        channel_separable: bool = False,
+        data_format: str = "channels_last",
+        activation: str | Callable | None = None,
+        use_bias: bool = False,
+        use_explicit: bool = True,
+        kernel_parameter: Any = "rdft",
+        bias_parameter: Any = "variable",
+        kernel_initializer: Any = "variance_scaling",
+        bias_initializer: Any = "zeros",
+        kernel_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        *,
+        dtype: str = "float32",
+        method: str = "auto",
+        backend: str = "auto",
+        name: str | None = None,
+        trainable: bool = True,
+    ) -> None:
+        if dtype not in DTYPES:
+            raise ValueError(f"`dtype` must be one of {DTYPES}, got {dtype!r}.")
+        self.dtype = np.dtype(dtype)
+        self.filters = positive_int(filters, "filters")
+        self.spec = ConvSpec.from_arguments(
+            kernel_support, corr, strides_down, strides_up, padding, extra_pad_end,
+            channel_separable,
+        )
+        self.data_format = data_format_name(data_format)
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.use_explicit = bool(use_explicit)
+        self.kernel_parameter = self._check_parameter(
+            kernel_parameter, "kernel_parameter", ("rdft", "variable"))
+        self.bias_parameter = self._check_parameter(
+            bias_parameter, "bias_parameter", ("variable",))
+        self.kernel_initializer = initializers.get(kernel_initializer, "kernel_initializer")
+        self.bias_initializer = initializers.get(bias_initializer, "bias_initializer")
+        self.kernel_regularizer = regularizers.get(kernel_regularizer, "kernel_regularizer")
+        self.bias_regularizer = regularizers.get(bias_regularizer, "bias_regularizer")
+        self.method = check_method(method)
+        self.backend = check_backend(backend)
+        self.name = "signal_conv1d" if name is None else str(name)
+        self.trainable = bool(trainable)
+        self.input_channels: int | None = None
+
+    # -- arguments ---------------------------------------------------------
+
+    def _check_parameter(self, value: Any, argument: str, names: tuple[str, ...]) -> Any:
+        """Accept a parameter name, a parameter, a callable or a fixed array."""
+        if isinstance(value, str):
+            if value not in names:
+                raise ValueError(f"`{argument}` must be an array, a callable or one of "
+                                 f"{names}, got {value!r}.")
+            return value
+        if isinstance(value, dict):
+            return _deserialize_value(value, argument, self.dtype)
+        if isinstance(value, _PARAMETERS) or callable(value):
+            return value
+        return as_real_array(value, argument, self.dtype)
+
+    @property
+    def kernel_support(self) -> int:
+        return self.spec.kernel_support
+
+    @property
+    def corr(self) -> bool:
+        return self.spec.corr
+
+    @property
+    def strides_down(self) -> int:
+        return self.spec.strides_down
+
+    @property
+    def strides_up(self) -> int:
+        return self.spec.strides_up
+
+    @property
+    def padding(self) -> str:
+        return self.spec.padding
+
+    @property
+    def extra_pad_end(self) -> bool:
+        return self.spec.extra_pad_end
+
+    @property
+    def channel_separable(self) -> bool:
+        return self.spec.channel_separable
+
+    @property
+    def built(self) -> bool:
+        return self.input_channels is not None
+
+    @property
+    def _channel_axis(self) -> int:
+        return 1 if self.data_format == "channels_first" else 2
+
+    def _output_channels(self, input_channels: int) -> int:
+        return input_channels * self.filters if self.channel_separable else self.filters
+
+    # -- building ----------------------------------------------------------
+
+    def build(self, input_shape: Sequence[int | None]) -> None:
+        """Create the parameters for inputs of `input_shape` (rank 3).
+
+        Raises
+        ------
+        ValueError
+            If the shape is not of rank 3, its channel dimension is undefined or
+            < 1, or a fixed kernel or bias has the wrong shape.
+        """
+        shape = _check_shape(input_shape, "input_shape")
+        c_in = shape[self._channel_axis]
+        if c_in is None or c_in < 1:
+            raise ValueError(f"`input_shape` must have a defined channel dimension >= 1 "
+                             f"(axis {self._channel_axis} for {self.data_format}), got {shape}.")
+        kernel_shape = (self.kernel_support, c_in, self.filters)
+        self.kernel_parameter = self._built_parameter(
+            self.kernel_parameter, "kernel_parameter", kernel_shape, self.kernel_initializer,
+            "kernel")
+        if self.use_bias:
+            self.bias_parameter = self._built_parameter(
+                self.bias_parameter, "bias_parameter", (self._output_channels(c_in),),
+                self.bias_initializer, "bias")
+        self.input_channels = c_in
+
+    def _built_parameter(self, value: Any, argument: str, shape: tuple[int, ...],
+                         initializer: Callable, name: str) -> Any:
+        if isinstance(value, str) and value == "rdft":
+            return RDFTParameter(initializer(shape, self.dtype.name), name=name, dtype=self.dtype)
+        if isinstance(value, str):
+            init = np.asarray(initializer(shape, self.dtype.name), dtype=self.dtype)
+            return VariableParameter(init, name=name, dtype=self.dtype)
+        actual = np.shape(value() if callable(value) else value)
+        if actual != shape:
+            raise ValueError(f"`{argument}` must have shape {shape} for this layer and input, "
+                             f"got {actual}.")
+        return value
+
+    # -- parameters ----------------------------------------------------------
+
+    def _value(self, parameter: Any, argument: str) -> np.ndarray:
+        if isinstance(parameter, str):
+            raise RuntimeError(f"`{argument}` is not created yet: call build() first.")
+        value = parameter() if callable(parameter) else parameter
+        return as_real_array(value, argument, self.dtype)
+
+    @property
+    def kernel(self) -> np.ndarray:
+        """The time-domain kernel, shape ``(K, C_in, filters)``."""
+        return self._value(self.kernel_parameter, "kernel_parameter")
+
+    @property
+    def bias(self) -> np.ndarray | None:
+        """The bias, shape ``(C_out,)``, or None without `use_bias`."""
+        if not self.use_bias:
+            return None
+        return self._value(self.bias_parameter, "bias_parameter")
+
+    def _trainable_parameters(self) -> list:
+        # tfc's order: the layer's own variables first (kernel, then bias), then
+        # those of nested parameter objects (an RDFT kernel: imag, real).
+        params = [self.kernel_parameter] + ([self.bias_parameter] if self.use_bias else [])
+        own = [p for p in params if isinstance(p, VariableParameter)]
+        nested = [p for p in params if isinstance(p, RDFTParameter)]
+        return own + nested
+
+    @property
+    def weights(self) -> list[np.ndarray]:
+        return self.get_weights()
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Trainable arrays in tfc's order: ``[bias, kernel_imag, kernel_real]``
+        for an RDFT kernel, ``[kernel, bias]`` for a variable kernel."""
+        return [w for p in self._trainable_parameters() for w in p.get_weights()]
+
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        """Load arrays in the order and shapes of :meth:`get_weights`.
+
+        Raises
+        ------
+        ValueError
+            On a wrong number of arrays or a wrong shape.
+        TypeError
+            If `weights` is not a sequence of real numeric arrays.
+        """
+        if isinstance(weights, np.ndarray) or not isinstance(weights, Sequence):
+            raise TypeError(f"`weights` must be a list of arrays, got {type(weights).__name__}.")
+        params = self._trainable_parameters()
+        counts = [len(p.get_weights()) for p in params]
+        if len(weights) != sum(counts):
+            expected = [w.shape for w in self.get_weights()]
+            raise ValueError(f"`weights` must hold {sum(counts)} arrays of shapes {expected}, "
+                             f"got {len(weights)}.")
+        start = 0
+        for p, n in zip(params, counts, strict=True):
+            p.set_weights(list(weights[start:start + n]))
+            start += n
+
+    def count_params(self) -> int:
+        """Number of trainable scalars."""
+        if not self.built:
+            raise RuntimeError("count_params() needs a built layer: call build() first.")
+        return sum(w.size for w in self.get_weights())
+
+    @property
+    def losses(self) -> list[float]:
+        """Values of the kernel and bias regularizers (empty before build)."""
+        if not self.built:
+            return []
+        out = []
+        if self.kernel_regularizer is not None:
+            out.append(self.kernel_regularizer(self.kernel))
+        if self.use_bias and self.bias_regularizer is not None:
+            out.append(self.bias_regularizer(self.bias))
+        return out
+
+    # -- calling -----------------------------------------------------------
+
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
+        """Output shape for `input_shape` (width may be None)."""
+        shape = _check_shape(input_shape, "input_shape")
+        c_in = shape[self._channel_axis]
+        c_out = None if c_in is None else self._output_channels(c_in)
+        width = shape[3 - self._channel_axis]
+        if width is not None:
+            width = self._output_width(width, "input_shape")
+        if self.data_format == "channels_first":
+            return (shape[0], c_out, width)
+        return (shape[0], width, c_out)
+
+    def _output_width(self, width: int, argument: str) -> int:
+        n_out = self.spec.output_width(width)
+        if width < 1 or n_out < 1:
+            raise ValueError(
+                f"`{argument}` width {width} is too short: padding={self.padding!r} with "
+                f"kernel_support={self.kernel_support}, strides_up={self.strides_up}, "
+                f"extra_pad_end={self.extra_pad_end} needs at least "
+                f"{self.spec.min_input_width()} samples.")
+        return n_out
+
+    def __call__(self, x: Any) -> np.ndarray:
+        """Apply the layer.
+
+        Parameters
+        ----------
+        x : array_like, shape (batch, width, C_in) or (batch, C_in, width)
+            Real numbers; converted to the layer dtype.
+
+        Returns
+        -------
+        ndarray, shape (batch, width_out, C_out) or (batch, C_out, width_out)
+        """
+        x = as_real_array(x, "x", self.dtype)
+        if x.ndim != 3:
+            raise ValueError(f"`x` must have rank 3 (batch, width, channels) or "
+                             f"(batch, channels, width), got shape {x.shape}.")
+        if not self.built:
+            self.build(x.shape)
+        c_in = x.shape[self._channel_axis]
+        if c_in != self.input_channels:
+            raise ValueError(f"`x` must have {self.input_channels} channels (axis "
+                             f"{self._channel_axis}, {self.data_format}) as when the layer was "
+                             f"built, got shape {x.shape}.")
+        self._output_width(x.shape[3 - self._channel_axis], "x")
+        if self.data_format == "channels_last":
+            x = x.transpose(0, 2, 1)
+        y = convolve(self.spec, x, self.kernel, self.method)
+        if self.use_bias:
+            y += self.bias[:, None]
+        if self.activation is not None:
+            y = self.activation(y)
+        if self.data_format == "channels_last":
+            y = y.transpose(0, 2, 1)
+        return np.ascontiguousarray(y, dtype=self.dtype)
+
+    # -- configuration -----------------------------------------------------
+
+    def get_config(self) -> dict[str, Any]:
+        """JSON-serialisable constructor arguments (parameters by shape, not value).
+
+        Fixed arrays are stored by value; a plain callable parameter cannot be
+        serialised (TypeError).
+        """
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": self.dtype.name,
+            "filters": self.filters,
+            "kernel_support": self.kernel_support,
+            "corr": self.corr,
+            "strides_down": self.strides_down,
+            "strides_up": self.strides_up,
+            "padding": self.padding,
+            "extra_pad_end": self.extra_pad_end,
+            "channel_separable": self.channel_separable,
+            "data_format": self.data_format,
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "use_explicit": self.use_explicit,
+            "kernel_parameter": _serialize_value(self.kernel_parameter, "kernel_parameter"),
+            "bias_parameter": _serialize_value(self.bias_parameter, "bias_parameter"),
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "method": self.method,
+            "backend": self.backend,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> SignalConv1D:
+        """Rebuild a layer from :meth:`get_config` output."""
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        s = self.spec
+        return (f"SignalConv1D(filters={self.filters}, kernel_support={s.kernel_support}, "
+                f"corr={s.corr}, strides_down={s.strides_down}, strides_up={s.strides_up}, "
+                f"padding={s.padding!r}, channel_separable={s.channel_separable}, "
+                f"data_format={self.data_format!r})")
+
+
+def signal_conv1d(x: Any, kernel: Any, bias: Any = None, **options: Any) -> np.ndarray:
+    """Apply a `SignalConv1D` with a fixed `kernel` (and `bias`) to `x`.
+
+    Parameters
+    ----------
+    x : array_like, shape (batch, width, C_in) or (batch, C_in, width)
+    kernel : array_like, shape (K, C_in, filters)
+    bias : array_like, shape (C_out,), optional
+    **options
+        Any other `SignalConv1D` argument (`corr`, `strides_down`, `padding`,
+        `data_format`, `method`, ...).  `dtype` defaults to float64 when `x` or
+        `kernel` is float64, else float32.
+
+    Returns
+    -------
+    ndarray, shape (batch, width_out, C_out) or (batch, C_out, width_out)
+    """
+    for argument in ("filters", "kernel_support", "kernel_parameter", "bias_parameter",
+                     "use_bias"):
+        if argument in options:
+            raise TypeError(f"signal_conv1d() takes `{argument}` from `kernel`/`bias`; "
+                            f"do not pass it.")
+    kernel = np.asarray(kernel)
+    if kernel.ndim != 3:
+        raise ValueError(f"`kernel` must have shape (K, C_in, filters), got {kernel.shape}.")
+    if "dtype" not in options:
+        wide = np.float64 in (np.asarray(x).dtype, kernel.dtype)
+        options["dtype"] = "float64" if wide else "float32"
+    layer = SignalConv1D(
+        filters=kernel.shape[2], kernel_support=kernel.shape[0], kernel_parameter=kernel,
+        use_bias=bias is not None, bias_parameter="variable" if bias is None else bias,
+        **options)
+    return layer(x)
+
+
+def _check_shape(shape: Any, argument: str) -> tuple[int | None, ...]:
+    try:
+        shape = tuple(None if d is None else int(d) for d in shape)
+    except (TypeError, ValueError):
+        raise TypeError(f"`{argument}` must be a sequence of integers, got {shape!r}.") from None
+    if len(shape) != 3:
+        raise ValueError(f"`{argument}` must have rank 3 (batch, width, channels) or "
+                         f"(batch, channels, width), got {shape}.")
+    return shape
+
+
+def _serialize_value(value: Any, argument: str) -> Any:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, _PARAMETERS):
+        return serialize_parameter(value)
+    if isinstance(value, np.ndarray):
+        return {"class_name": "ndarray", "config": {"value": value.tolist(),
+                                                    "dtype": value.dtype.name}}
+    raise TypeError(f"`{argument}` is a callable that cannot be serialised; use an array, "
+                    f"a parameter object, 'rdft' or 'variable'.")
+
+
+def _deserialize_value(config: dict, argument: str, dtype: np.dtype) -> Any:
+    if config.get("class_name") == "ndarray":
+        return as_real_array(config["config"]["value"], argument, dtype)
+    return deserialize_parameter(config)

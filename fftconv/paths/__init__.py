@@ -1,0 +1,1 @@
+"""Execution paths for the one primitive, ``corr_valid``."""
