@@ -1,15 +1,23 @@
-"""Run a layer geometry on an input: reduction -> ``corr_valid`` path -> reassembly."""
+"""Run a layer geometry on inputs: plan, reduce to ``corr_valid``, run a path, reassemble."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Hashable
+from functools import cached_property
+
 import numpy as np
 
+from fftconv.backends import BACKENDS, Backend, get_backend
+from fftconv.config import Config, load_config
 from fftconv.paths.direct import corr_valid_direct
-from fftconv.reduction import Polyphase
+from fftconv.paths.fft import corr_valid_fft, kernel_spectra
+from fftconv.planner import Plan, plan
+from fftconv.reduction import polyphase
 from fftconv.spec import ConvSpec
+from fftconv.spectra import SpectrumCache
 
 METHODS = ("auto", "direct", "fft")
-BACKENDS = ("auto", "numpy")
 
 
 def check_method(method: object) -> str:
@@ -26,24 +34,92 @@ def check_backend(backend: object) -> str:
     return str(backend)
 
 
-def convolve(spec: ConvSpec, x: np.ndarray, kernel: np.ndarray, method: str = "auto") -> np.ndarray:
-    """Filter `x` with `kernel` following `spec`, without bias or activation.
+class Engine:
+    """Runs one layer geometry: a plan per input shape, kernel spectra cached.
 
     Parameters
     ----------
     spec : ConvSpec
-    x : ndarray, shape (B, C_in, W)
-        Channels first; ``W >= spec.min_input_width()``.
-    kernel : ndarray, shape (K, C_in, filters), same dtype as `x`
+    filters : int
     method : {'auto', 'direct', 'fft'}
+    backend : {'auto', 'numpy', 'pyfftw'}
+    config : Config, path or None
+        Cost model; see :func:`fftconv.config.load_config`.
 
-    Returns
-    -------
-    ndarray, shape (B, C_out, spec.output_width(W))
+    Attributes
+    ----------
+    spectra : SpectrumCache
+        Phase kernels and their spectra at every FFT length used.
+    plans_made : int
+        Plans computed so far (a repeated input shape reuses its plan).
     """
-    if method == "fft":
-        raise NotImplementedError("method='fft' is not available yet; use 'direct' or 'auto'.")
-    poly = Polyphase(spec)
-    n_out = spec.output_width(x.shape[-1])
-    y = corr_valid_direct(poly.phase_inputs(x, n_out), poly.phase_kernels(kernel))
-    return poly.reassemble(y, n_out, x.shape[1])
+
+    def __init__(self, spec: ConvSpec, filters: int, method: str = "auto",
+                 backend: str = "auto", config: Config | str | None = None) -> None:
+        self.spec = spec
+        self.filters = filters
+        self.method = check_method(method)
+        self.backend_name = check_backend(backend)
+        self.config = load_config(config)
+        self.spectra = SpectrumCache()
+        self.plans_made = 0
+        self._plans: dict[tuple, Plan] = {}
+        self._lock = threading.Lock()
+
+    @cached_property
+    def backend(self) -> Backend:
+        options = self.config.pyfftw
+        return get_backend(self.backend_name, threads=options.threads or None,
+                           planner_effort=options.planner_effort)
+
+    def plan_for(self, input_shape: tuple[int, int, int], dtype: np.dtype) -> Plan:
+        """The plan for inputs ``(B, C_in, W)`` of `dtype`, computed once per shape."""
+        key = (tuple(input_shape), np.dtype(dtype).str)
+        with self._lock:
+            found = self._plans.get(key)
+            if found is None:
+                found = plan(self.spec, key[0], np.dtype(dtype), self.backend.name,
+                             self.config, filters=self.filters, method=self.method,
+                             threads=self.backend.threads)
+                self._plans[key] = found
+                self.plans_made += 1
+            return found
+
+    def __call__(self, x: np.ndarray, kernel: Callable[[], np.ndarray],
+                 token: Hashable | None) -> np.ndarray:
+        """Filter `x`, without bias or activation.
+
+        Parameters
+        ----------
+        x : ndarray, shape (B, C_in, W)
+            Channels first, float32 or float64, ``W >= spec.min_input_width()``.
+        kernel : callable
+            Returns the kernel ``(K, C_in, filters)`` in the dtype of `x`; only
+            called when the cache has nothing for `token`.
+        token : hashable or None
+            Identifies the kernel's current value (None: not cacheable).
+
+        Returns
+        -------
+        ndarray, shape (B, C_out, spec.output_width(W))
+        """
+        chosen = self.plan_for(x.shape, x.dtype)
+        poly = polyphase(self.spec)
+        n_out = self.spec.output_width(x.shape[-1])
+        xs = poly.phase_inputs(x, n_out)
+        dtype = x.dtype.str
+
+        def phase_kernels() -> np.ndarray:
+            return self.spectra.get(token, ("phase", dtype),
+                                    lambda: poly.phase_kernels(kernel()))
+
+        if chosen.path == "direct":
+            y = corr_valid_direct(xs, phase_kernels(), self.config.memory.direct_bytes)
+        else:
+            backend = self.backend
+            spectra = self.spectra.get(
+                token, ("fft", chosen.n_fft, dtype, backend.name),
+                lambda: kernel_spectra(phase_kernels(), chosen.n_fft, backend))
+            y = corr_valid_fft(xs, spectra, chosen.problem.kernel_length, chosen.n_fft,
+                               backend, self.config.memory.fft_bytes)
+        return poly.reassemble(y, n_out, x.shape[1])

@@ -9,7 +9,8 @@ import numpy as np
 
 from fftconv import activations, initializers, regularizers
 from fftconv._arrays import as_real_array
-from fftconv.engine import check_backend, check_method, convolve
+from fftconv.config import Config
+from fftconv.engine import Engine, check_backend, check_method
 from fftconv.parameters import (
     RDFTParameter,
     VariableParameter,
@@ -72,9 +73,12 @@ class SignalConv1D:
     dtype : {'float32', 'float64'}
         Computation dtype; inputs are converted to it.
     method : {'auto', 'direct', 'fft'}
-        Execution path for the convolution.
-    backend : {'auto', 'numpy'}
-        Array backend.
+        Execution path; 'auto' lets the planner choose per input shape.
+    backend : {'auto', 'numpy', 'pyfftw'}
+        FFT backend; 'auto' is pyFFTW when installed.
+    config : Config, path or None
+        Cost-model configuration for the planner (default: ``$FFTCONV_CONFIG``,
+        else the packaged ``configs/default.toml``).
     name : str or None
     trainable : bool
         Kept for configuration compatibility with Keras.
@@ -104,6 +108,7 @@ class SignalConv1D:
         dtype: str = "float32",
         method: str = "auto",
         backend: str = "auto",
+        config: Config | str | None = None,
         name: str | None = None,
         trainable: bool = True,
     ) -> None:
@@ -129,6 +134,8 @@ class SignalConv1D:
         self.bias_regularizer = regularizers.get(bias_regularizer, "bias_regularizer")
         self.method = check_method(method)
         self.backend = check_backend(backend)
+        self.config = config
+        self.engine = Engine(self.spec, self.filters, self.method, self.backend, config)
         self.name = "signal_conv1d" if name is None else str(name)
         self.trainable = bool(trainable)
         self.input_channels: int | None = None
@@ -146,7 +153,9 @@ class SignalConv1D:
             return _deserialize_value(value, argument, self.dtype)
         if isinstance(value, _PARAMETERS) or callable(value):
             return value
-        return as_real_array(value, argument, self.dtype)
+        fixed = np.array(as_real_array(value, argument, self.dtype), copy=True)
+        fixed.flags.writeable = False
+        return fixed
 
     @property
     def kernel_support(self) -> int:
@@ -238,6 +247,15 @@ class SignalConv1D:
     def kernel(self) -> np.ndarray:
         """The time-domain kernel, shape ``(K, C_in, filters)``."""
         return self._value(self.kernel_parameter, "kernel_parameter")
+
+    def _kernel_token(self) -> tuple | str | None:
+        """Identifies the kernel's value for the spectrum cache (None: untrackable)."""
+        p = self.kernel_parameter
+        if isinstance(p, _PARAMETERS):
+            return (id(p), p.version)
+        if isinstance(p, np.ndarray):
+            return "fixed"  # a private read-only copy
+        return None
 
     @property
     def bias(self) -> np.ndarray | None:
@@ -354,7 +372,7 @@ class SignalConv1D:
         self._output_width(x.shape[3 - self._channel_axis], "x")
         if self.data_format == "channels_last":
             x = x.transpose(0, 2, 1)
-        y = convolve(self.spec, x, self.kernel, self.method)
+        y = self.engine(x, lambda: self.kernel, self._kernel_token())
         if self.use_bias:
             y += self.bias[:, None]
         if self.activation is not None:
@@ -395,6 +413,7 @@ class SignalConv1D:
             "bias_regularizer": regularizers.serialize(self.bias_regularizer),
             "method": self.method,
             "backend": self.backend,
+            "config": _serialize_config(self.config),
         }
 
     @classmethod
@@ -454,6 +473,12 @@ def _check_shape(shape: Any, argument: str) -> tuple[int | None, ...]:
         raise ValueError(f"`{argument}` must have rank 3 (batch, width, channels) or "
                          f"(batch, channels, width), got {shape}.")
     return shape
+
+
+def _serialize_config(config: Config | str | None) -> str | None:
+    if isinstance(config, Config):
+        return config.source
+    return None if config is None else str(config)
 
 
 def _serialize_value(value: Any, argument: str) -> Any:

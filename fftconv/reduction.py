@@ -25,7 +25,7 @@ computed and no zero that ``strides_up`` inserts is multiplied.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from math import gcd
 from typing import NamedTuple
 
@@ -173,6 +173,12 @@ class Polyphase:
         y = y.reshape(b, groups, p, filters, t)
         y = y.transpose(0, 1, 3, 4, 2).reshape(b, groups * filters, t * p)
         return y[:, :, :n_out]
+
+
+@cache
+def polyphase(spec: ConvSpec) -> Polyphase:
+    """The (shared, cached) phase bookkeeping of `spec`."""
+    return Polyphase(spec)
 
 
 def _extended_window(x: np.ndarray, spec: ConvSpec, start: int, size: int) -> np.ndarray:

@@ -12,7 +12,7 @@ FILE = "signalconv1d_tfc.npz"
 CASES = signalconv_cases()
 OUTPUT_CASES = [c for c in CASES if c["expected"]["outcome"] == "output"]
 ERROR_CASES = [c for c in CASES if c["expected"]["outcome"] == "error"]
-METHODS = ["direct", "auto"]
+METHODS = ["direct", "fft", "auto"]
 
 
 def _layer(case: dict, **options) -> SignalConv1D:

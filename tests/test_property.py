@@ -36,15 +36,16 @@ def layer_cases(draw):
     batch = draw(st.integers(0, 2))
     c_in = draw(st.integers(1, 3))
     dtype = draw(st.sampled_from(["float64", "float32"]))
-    method = draw(st.sampled_from(["direct", "auto"]))
+    method = draw(st.sampled_from(["direct", "fft", "auto"]))
+    backend = draw(st.sampled_from(["numpy", "pyfftw"]))
     seed = draw(st.integers(0, 2**32 - 1))
-    return cfg, (batch, width, c_in), dtype, method, seed
+    return cfg, (batch, width, c_in), dtype, method, backend, seed
 
 
 @settings(max_examples=500, deadline=None)
 @given(layer_cases())
 def test_layer_matches_reference(case):
-    cfg, (batch, width, c_in), dtype, method, seed = case
+    cfg, (batch, width, c_in), dtype, method, backend, seed = case
     rng = np.random.default_rng(seed)
     k, f = cfg["kernel_support"], cfg["filters"]
     c_out = c_in * f if cfg["channel_separable"] else f
@@ -55,7 +56,7 @@ def test_layer_matches_reference(case):
     bias = rng.standard_normal(c_out) if cfg["use_bias"] else None
     layer = SignalConv1D(**cfg, kernel_parameter=kernel,
                          bias_parameter="variable" if bias is None else bias,
-                         dtype=dtype, method=method)
+                         dtype=dtype, method=method, backend=backend)
     y = layer(x)
     geometry = {key: cfg[key] for key in ("corr", "strides_down", "strides_up", "padding",
                                           "extra_pad_end", "channel_separable", "data_format")}

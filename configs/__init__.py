@@ -1,0 +1,1 @@
+"""Cost-model configurations shipped with fftconv (installed as ``fftconv.configs``)."""

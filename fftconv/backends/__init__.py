@@ -1,0 +1,213 @@
+"""FFT backends: real forward and inverse transforms along one axis.
+
+The engine uses only the :class:`Backend` interface (``name``, ``threads``, ``xp``,
+``rfft``, ``irfft``) and obtains instances from :func:`get_backend`.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+import threading
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+
+BACKENDS = ("auto", "numpy", "pyfftw")
+PLANNER_EFFORTS = ("FFTW_ESTIMATE", "FFTW_MEASURE", "FFTW_PATIENT", "FFTW_EXHAUSTIVE")
+DEFAULT_PLANNER_EFFORT = "FFTW_ESTIMATE"
+
+_REAL_TO_COMPLEX = {np.dtype(np.float32): np.dtype(np.complex64),
+                    np.dtype(np.float64): np.dtype(np.complex128)}
+_COMPLEX_TO_REAL = {c: r for r, c in _REAL_TO_COMPLEX.items()}
+
+
+class Backend(ABC):
+    """Real FFTs along one axis, with numpy's conventions.
+
+    Subclasses implement ``_rfft`` and ``_irfft``; the public methods validate their
+    arguments first, so subclasses receive an ndarray of a supported dtype, ``n >= 1``
+    and a non-negative `axis`.
+
+    Attributes
+    ----------
+    name : str
+        ``'numpy'`` or ``'pyfftw'``.
+    threads : int
+        Threads used by each transform.
+    xp : module
+        The array module of inputs and results (numpy).
+    """
+
+    name: str
+    xp = np
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(threads={self.threads})"
+
+    def rfft(self, a: Any, n: int, axis: int = -1) -> np.ndarray:
+        """Unnormalised real-to-complex transform of length `n` along `axis`.
+
+        Parameters
+        ----------
+        a : ndarray, float32 or float64, any shape and strides
+            Zero-padded or cropped to `n` along `axis`, like :func:`numpy.fft.rfft`.
+            Left unchanged.
+        n : int
+            Transform length, ``>= 1``.
+        axis : int
+
+        Returns
+        -------
+        ndarray, complex64 (float32 input) or complex128 (float64 input)
+            Shape of `a` with ``n // 2 + 1`` along `axis`; a new array.
+        """
+        a, n, axis = _check_args(a, n, axis, _REAL_TO_COMPLEX, "rfft")
+        return self._rfft(a, n, axis)
+
+    def irfft(self, a: Any, n: int, axis: int = -1) -> np.ndarray:
+        """Inverse of :meth:`rfft`, normalised by ``1 / n``.
+
+        Parameters
+        ----------
+        a : ndarray, complex64 or complex128, any shape and strides
+            ``n // 2 + 1`` bins along `axis` (other lengths are zero-padded or
+            cropped, like :func:`numpy.fft.irfft`).  Left unchanged.
+        n : int
+            Output length, ``>= 1``.
+        axis : int
+
+        Returns
+        -------
+        ndarray, float32 (complex64 input) or float64 (complex128 input)
+            Shape of `a` with `n` along `axis`; a new array.
+        """
+        a, n, axis = _check_args(a, n, axis, _COMPLEX_TO_REAL, "irfft")
+        return self._irfft(a, n, axis)
+
+    @abstractmethod
+    def _rfft(self, a: np.ndarray, n: int, axis: int) -> np.ndarray:
+        """:meth:`rfft` on validated arguments (`axis` non-negative)."""
+
+    @abstractmethod
+    def _irfft(self, a: np.ndarray, n: int, axis: int) -> np.ndarray:
+        """:meth:`irfft` on validated arguments (`axis` non-negative)."""
+
+
+def _check_args(a: Any, n: Any, axis: Any, dtypes: dict[np.dtype, np.dtype], method: str,
+                ) -> tuple[np.ndarray, int, int]:
+    """Validate the arguments of :meth:`Backend.rfft` / :meth:`Backend.irfft`.
+
+    Returns `a` as an ndarray, `n` as an int and `axis` as a non-negative int.
+    """
+    a = np.asarray(a)
+    if a.dtype not in dtypes:
+        allowed = tuple(str(d) for d in dtypes)
+        raise TypeError(f"{method}: `a` must have dtype in {allowed}, got {a.dtype}.")
+    n = _check_int(n, "n", method)
+    if n < 1:
+        raise ValueError(f"{method}: `n` must be >= 1, got {n}.")
+    axis = _check_int(axis, "axis", method)
+    if not -a.ndim <= axis < a.ndim:
+        raise ValueError(f"{method}: `axis` must be in [{-a.ndim}, {a.ndim}) for an array "
+                         f"of shape {a.shape}, got {axis}.")
+    return a, n, axis % a.ndim
+
+
+def _check_int(value: Any, arg: str, where: str) -> int:
+    if isinstance(value, bool):
+        raise TypeError(f"{where}: `{arg}` must be an integer, got {value!r}.")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{where}: `{arg}` must be an integer, got {value!r}.") from None
+
+
+def _usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS reports it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _pyfftw_importable() -> bool:
+    """Whether the pyFFTW backend can be used (``pyfftw`` is importable)."""
+    try:
+        import pyfftw  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+_instances: dict[tuple[str, int, str | None], Backend] = {}
+_instances_lock = threading.Lock()
+
+
+def get_backend(name: str = "auto", *, threads: int | None = None,
+                planner_effort: str | None = None) -> Backend:
+    """The shared backend instance for these settings.
+
+    Instances are cached per ``(name, threads, planner_effort)``, so every caller with
+    the same settings shares one plan cache.
+
+    Parameters
+    ----------
+    name : {'auto', 'numpy', 'pyfftw'}
+        ``'auto'`` is ``'pyfftw'`` when pyFFTW is importable, else ``'numpy'``.
+    threads : int or None
+        Threads per transform, ``>= 1``; None uses every usable core.
+    planner_effort : {'FFTW_ESTIMATE', 'FFTW_MEASURE', 'FFTW_PATIENT', \
+'FFTW_EXHAUSTIVE'} or None
+        FFTW planning effort (pyFFTW only; ignored by the numpy backend).  None means
+        ``'FFTW_ESTIMATE'`` (pyFFTW's own default: plans in milliseconds).
+
+    Returns
+    -------
+    Backend
+
+    Raises
+    ------
+    ValueError
+        If `name` (the backend), `threads` or `planner_effort` has a value not allowed.
+    TypeError
+        If `threads` is not an integer.
+    ImportError
+        If ``name='pyfftw'`` and pyFFTW cannot be imported.
+    """
+    if name not in BACKENDS:
+        raise ValueError(f"get_backend: backend `name` must be one of {BACKENDS}, got {name!r}.")
+    if threads is None:
+        threads = _usable_cores()
+    threads = _check_int(threads, "threads", "get_backend")
+    if threads < 1:
+        raise ValueError(f"get_backend: `threads` must be >= 1 or None, got {threads}.")
+    if planner_effort is None:
+        planner_effort = DEFAULT_PLANNER_EFFORT
+    if planner_effort not in PLANNER_EFFORTS:
+        raise ValueError(f"get_backend: `planner_effort` must be one of {PLANNER_EFFORTS} "
+                         f"or None, got {planner_effort!r}.")
+    if name == "auto":
+        name = "pyfftw" if _pyfftw_importable() else "numpy"
+    key = (name, threads, planner_effort if name == "pyfftw" else None)
+    with _instances_lock:
+        backend = _instances.get(key)
+        if backend is None:
+            backend = _instances[key] = _create(name, threads, planner_effort)
+    return backend
+
+
+def _create(name: str, threads: int, planner_effort: str) -> Backend:
+    if name == "numpy":
+        from fftconv.backends.numpy_backend import NumpyBackend
+
+        return NumpyBackend(threads)
+    try:
+        from fftconv.backends.pyfftw_backend import PyFFTWBackend
+    except ImportError as err:
+        raise ImportError("backend 'pyfftw' needs the pyFFTW package (`pip install pyfftw`); "
+                          "use backend='numpy' or 'auto' without it.") from err
+    return PyFFTWBackend(threads, planner_effort)

@@ -1,0 +1,278 @@
+"""Backend on FFTW plans built with :mod:`pyfftw.builders`, with persistent wisdom.
+
+Plans
+-----
+Every transform is computed in one canonical layout: the input is copied, with the
+transform axis moved last, into a C-contiguous, SIMD-aligned buffer of shape
+``(rows, length)`` that belongs to the plan (``length`` is `n` for ``rfft`` and
+``n // 2 + 1`` for ``irfft``; ``rows`` is the product of the other axes).  This copy
+also crops or zero-pads to ``length`` and gathers strided views, so one plan serves
+every input with the same ``(kind, rows, n, dtype)``, whatever its shape, strides or
+axis.  Because the plan only ever reads its own buffer, the caller's array is never
+written, and the plan can be built with ``overwrite_input=True`` (FFTW may use its
+faster input-destroying algorithms) and ``avoid_copy=True`` (the builder plans on the
+buffer itself instead of copies); the buffer is refilled completely on each call.
+
+Each call writes into a freshly allocated aligned output array that is handed to FFTW
+(``output_array=``), so the result is owned by the caller and no copy of the output is
+made.  The plan keeps a reference to that array until its next call, which first
+switches to a new output array, so a returned result is never written again.
+
+Wisdom
+------
+FFTW's accumulated wisdom is stored in ``fftw-wisdom.json`` in the cache directory
+(``$FFTCONV_CACHE_DIR``, else ``$XDG_CACHE_HOME/fftconv``, else ``~/.cache/fftconv``,
+read from the environment at each call).  It is imported when the first
+:class:`PyFFTWBackend` is created and exported at interpreter exit; see
+:func:`load_wisdom` and :func:`save_wisdom`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import binascii
+import json
+import math
+import os
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pyfftw
+import pyfftw.builders
+
+from fftconv.backends import _COMPLEX_TO_REAL, _REAL_TO_COMPLEX, Backend
+
+#: Name of the wisdom file in the cache directory.
+WISDOM_FILE = "fftw-wisdom.json"
+#: Plans kept per backend; the least recently used plan is dropped beyond this.
+MAX_PLANS = 64
+
+_WISDOM_KEYS = ("double", "single", "long_double")  # order of pyfftw.export_wisdom()
+
+# FFTW's planner and wisdom are process-global and not thread-safe: plan building and
+# wisdom import/export all hold this lock.
+_fftw_lock = threading.Lock()
+_wisdom_imported = False
+
+
+class _Slot:
+    """A plan-cache entry: the FFTW plan once built, and the lock serialising its use.
+
+    The plan's input array is a private buffer of shape ``(rows, length)`` (aligned,
+    C-contiguous) that every call refills completely.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.fftw: pyfftw.FFTW | None = None
+
+
+class PyFFTWBackend(Backend):
+    """Real FFTs with cached FFTW plans.
+
+    Thread safety: an FFTW plan object executes on the arrays it was last given, so one
+    plan cannot run two calls at once.  Each cache entry therefore has a lock, held
+    while its plan is built (on first use), its buffer filled and the plan executed;
+    calls on different plans run in parallel (FFTW releases the GIL), and a slow
+    ``FFTW_MEASURE`` planning only delays callers of that same plan.  The cache dict
+    has its own lock, held only for lookups and insertions.  A plan per thread was not
+    chosen because it would repeat the (costly, globally serialised) planning and the
+    buffers in every thread, while one call already uses `threads` cores.
+
+    Parameters
+    ----------
+    threads : int
+        FFTW threads per transform.
+    planner_effort : {'FFTW_ESTIMATE', 'FFTW_MEASURE', 'FFTW_PATIENT', 'FFTW_EXHAUSTIVE'}
+
+    Attributes
+    ----------
+    plans_built : int
+        Number of plans this backend has built (a cache hit builds none).
+    """
+
+    name = "pyfftw"
+
+    def __init__(self, threads: int, planner_effort: str) -> None:
+        super().__init__(threads)
+        self.planner_effort = planner_effort
+        self.plans_built = 0
+        self._slots: dict[tuple[str, int, int, np.dtype], _Slot] = {}
+        self._slots_lock = threading.Lock()
+        _import_wisdom_once()
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(threads={self.threads}, "
+                f"planner_effort={self.planner_effort!r})")
+
+    def _rfft(self, a: np.ndarray, n: int, axis: int) -> np.ndarray:
+        return self._execute("rfft", a, n, axis)
+
+    def _irfft(self, a: np.ndarray, n: int, axis: int) -> np.ndarray:
+        return self._execute("irfft", a, n, axis)
+
+    def _execute(self, kind: str, a: np.ndarray, n: int, axis: int) -> np.ndarray:
+        """Transform `a` along `axis` through the plan for its canonical layout."""
+        length, out_length = (n, n // 2 + 1) if kind == "rfft" else (n // 2 + 1, n)
+        moved = np.moveaxis(a, axis, -1)
+        batch = moved.shape[:-1]
+        rows = math.prod(batch)
+        if rows == 0:
+            out_dtype = (_REAL_TO_COMPLEX if kind == "rfft" else _COMPLEX_TO_REAL)[a.dtype]
+            return np.moveaxis(np.empty(batch + (out_length,), out_dtype), -1, axis)
+        copied = min(length, moved.shape[-1])
+        slot = self._slot((kind, rows, n, a.dtype))
+        with slot.lock:
+            if slot.fftw is None:
+                slot.fftw = self._build(kind, rows, n, length, a.dtype)
+            fftw = slot.fftw
+            out = pyfftw.empty_aligned(fftw.output_shape, fftw.output_dtype)
+            target = fftw.input_array.reshape(batch + (length,))
+            target[..., :copied] = moved[..., :copied]
+            target[..., copied:] = 0
+            fftw(output_array=out)
+        return np.moveaxis(out.reshape(batch + (out_length,)), -1, axis)
+
+    def _slot(self, key: tuple[str, int, int, np.dtype]) -> _Slot:
+        """The cache entry for `key`, created if missing; least recently used dropped."""
+        with self._slots_lock:
+            slot = self._slots.pop(key, None)
+            if slot is None:
+                slot = _Slot()
+                if len(self._slots) >= MAX_PLANS:
+                    del self._slots[next(iter(self._slots))]
+            self._slots[key] = slot  # most recently used last
+        return slot
+
+    def _build(self, kind: str, rows: int, n: int, length: int, dtype: np.dtype) -> pyfftw.FFTW:
+        """Plan a transform whose input array is a new buffer of shape (rows, length)."""
+        builder = pyfftw.builders.rfft if kind == "rfft" else pyfftw.builders.irfft
+        buffer = pyfftw.zeros_aligned((rows, length), dtype)
+        with _fftw_lock:
+            fftw = builder(buffer, n=n, axis=-1, overwrite_input=True,
+                           planner_effort=self.planner_effort, threads=self.threads,
+                           auto_align_input=True, auto_contiguous=True, avoid_copy=True)
+            self.plans_built += 1
+        return fftw
+
+
+def wisdom_path() -> Path:
+    """Default wisdom file, from the environment at the time of the call.
+
+    ``$FFTCONV_CACHE_DIR/fftw-wisdom.json`` if that variable is set, else
+    ``$XDG_CACHE_HOME/fftconv/fftw-wisdom.json``, else ``~/.cache/fftconv/fftw-wisdom.json``.
+    """
+    directory = os.environ.get("FFTCONV_CACHE_DIR")
+    if directory:
+        return Path(directory) / WISDOM_FILE
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return base / "fftconv" / WISDOM_FILE
+
+
+def load_wisdom(path: str | os.PathLike | None = None) -> bool:
+    """Import FFTW wisdom saved by :func:`save_wisdom`.
+
+    Parameters
+    ----------
+    path : path or None
+        The wisdom file; None means :func:`wisdom_path`.
+
+    Returns
+    -------
+    bool
+        True if the wisdom was imported; False if the file does not exist, or is
+        unreadable or invalid (these two also issue a warning, never an exception).
+    """
+    path = wisdom_path() if path is None else Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return False
+    except (OSError, UnicodeDecodeError) as err:
+        warnings.warn(f"FFTW wisdom file {path} could not be read ({err}); ignored.",
+                      RuntimeWarning, stacklevel=2)
+        return False
+    try:
+        wisdom = _decode_wisdom(text)
+    except ValueError as err:
+        warnings.warn(f"FFTW wisdom file {path} is invalid ({err}); ignored.",
+                      RuntimeWarning, stacklevel=2)
+        return False
+    with _fftw_lock:
+        imported = pyfftw.import_wisdom(wisdom)
+    if not all(ok for ok, blob in zip(imported, wisdom, strict=True) if blob):
+        warnings.warn(f"FFTW rejected the wisdom in {path}; ignored.",
+                      RuntimeWarning, stacklevel=2)
+        return False
+    return True
+
+
+def save_wisdom(path: str | os.PathLike | None = None) -> Path:
+    """Export FFTW's wisdom to a file, atomically (temporary file, then rename).
+
+    Parameters
+    ----------
+    path : path or None
+        The wisdom file; None means :func:`wisdom_path`.  Missing directories are
+        created.
+
+    Returns
+    -------
+    Path
+        The file written.  If it cannot be written (a read-only directory, for example)
+        a warning is issued instead of an exception, and the file is left as it was.
+    """
+    path = wisdom_path() if path is None else Path(path)
+    with _fftw_lock:
+        wisdom = pyfftw.export_wisdom()
+    text = json.dumps({key: base64.b64encode(value).decode("ascii")
+                       for key, value in zip(_WISDOM_KEYS, wisdom, strict=True)}, indent=1)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent,
+                                         prefix=f".{path.name}.", suffix=".tmp",
+                                         delete=False) as fh:
+            tmp = fh.name
+            fh.write(text)
+        os.replace(tmp, path)
+    except OSError as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        warnings.warn(f"FFTW wisdom could not be saved to {path} ({err}).",
+                      RuntimeWarning, stacklevel=2)
+    return path
+
+
+def _decode_wisdom(text: str) -> tuple[bytes, bytes, bytes]:
+    """The three wisdom strings of a wisdom file; ValueError if it is malformed."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"not JSON: {err}") from None
+    if not isinstance(data, dict) or sorted(data) != sorted(_WISDOM_KEYS):
+        raise ValueError(f"expected a JSON object with keys {list(_WISDOM_KEYS)}")
+    try:
+        return tuple(base64.b64decode(data[key], validate=True) for key in _WISDOM_KEYS)
+    except (TypeError, binascii.Error) as err:
+        raise ValueError(f"not base64: {err}") from None
+
+
+def _import_wisdom_once() -> None:
+    """Load the default wisdom file and register its export at exit, once per process."""
+    global _wisdom_imported
+    with _fftw_lock:
+        if _wisdom_imported:
+            return
+        _wisdom_imported = True
+    load_wisdom()
+    atexit.register(_save_wisdom_at_exit)
+
+
+def _save_wisdom_at_exit() -> None:
+    save_wisdom()

@@ -1,0 +1,141 @@
+"""FFT path: ``corr_valid`` by overlap-save block convolution with real transforms.
+
+Overlap-save rather than overlap-add: each block of ``N`` input samples gives
+``M = N - Kp + 1`` finished outputs that are written once, with no accumulation
+across blocks, so blocks are independent (they can be batched into one FFT call,
+and a stream needs no output state).  Input blocks overlap by ``Kp - 1`` samples,
+which are read, never written.
+
+In the frequency domain every bin is one small complex matrix product
+``(Co, Ci) @ (Ci, blocks)`` per group, so input channels and input phases are
+summed *before* the inverse transform: one inverse FFT per output channel-phase.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+#: Channel pairs (Ci * Co) from which the per-bin product uses a batched matmul
+#: instead of a broadcast multiply-accumulate.
+MATMUL_MIN_PAIRS = 32
+
+
+def kernel_spectra(w: np.ndarray, n_fft: int, backend: Any) -> np.ndarray:
+    """Spectra of the phase kernels, laid out for the per-bin product.
+
+    Parameters
+    ----------
+    w : ndarray, shape (G, Co, Ci, Kp), float32 or float64
+    n_fft : int
+        FFT length, ``>= Kp``.
+    backend : Backend
+
+    Returns
+    -------
+    ndarray, shape (G, n_fft // 2 + 1, Co, Ci), complex64 or complex128
+        Conjugated (correlation), contiguous.
+    """
+    spectra = backend.rfft(w, n_fft, axis=-1)
+    return np.ascontiguousarray(np.conj(spectra).transpose(0, 3, 1, 2))
+
+
+def block_bytes(batch: int, in_channels: int, out_channels: int, n_fft: int,
+                itemsize: int) -> int:
+    """Peak working memory of one block of ``n_fft`` samples, in bytes.
+
+    Input segments (real), their spectra and the output spectra and blocks:
+    about ``3 * batch * (in_channels + out_channels) * n_fft * itemsize``.
+    """
+    return 3 * batch * (in_channels + out_channels) * n_fft * itemsize
+
+
+def corr_valid_fft(x: np.ndarray, spectra: np.ndarray, kp: int, n_fft: int, backend: Any,
+                   max_bytes: int = 1 << 26) -> np.ndarray:
+    """Grouped, stride-1, valid cross-correlation by overlap-save.
+
+    ``y[b, g*Co + o, t] = sum_{i, k} w[g, o, i, k] * x[b, g*Ci + i, t + k]``
+
+    Parameters
+    ----------
+    x : ndarray, shape (B, G*Ci, L), float32 or float64
+    spectra : ndarray, shape (G, n_fft // 2 + 1, Co, Ci)
+        From :func:`kernel_spectra` of ``w`` with shape (G, Co, Ci, Kp).
+    kp : int
+        Phase kernel length ``Kp <= L``.
+    n_fft : int
+        Block FFT length, ``>= Kp``.
+    backend : Backend
+    max_bytes : int
+        Working-memory budget.  Blocks are transformed in chunks of
+        ``max(1, max_bytes // block_bytes(...))``, so peak extra memory is
+        ``max(max_bytes, block_bytes(...))`` plus the output, whatever ``L``.
+
+    Returns
+    -------
+    ndarray, shape (B, G*Co, L - kp + 1)
+    """
+    b, gci, length = x.shape
+    groups, _, c_out, c_in = spectra.shape
+    t_total = length - kp + 1
+    step = n_fft - kp + 1
+    n_blocks = -(-t_total // step)
+    out = np.empty((b, groups * c_out, t_total), dtype=x.dtype)
+    if out.size == 0:
+        return out
+    per_block = block_bytes(b, gci, groups * c_out, n_fft, x.itemsize)
+    chunk = max(1, min(n_blocks, max_bytes // per_block))
+    segments = np.empty((b, gci, chunk, n_fft), dtype=x.dtype)
+    for first in range(0, n_blocks, chunk):
+        count = min(chunk, n_blocks - first)
+        seg = segments[:, :, :count]
+        _gather_blocks(x, first, step, seg)
+        spec_in = backend.rfft(seg, n_fft, axis=-1).reshape(b, groups, c_in, count, -1)
+        spec_out = _per_bin_product(spec_in, spectra)
+        blocks = backend.irfft(spec_out, n_fft, axis=-1)[..., :step]
+        start = first * step
+        stop = min(t_total, start + count * step)
+        out[:, :, start:stop] = blocks.reshape(b, groups * c_out, count * step)[:, :, :stop - start]
+    return out
+
+
+def _gather_blocks(x: np.ndarray, first: int, step: int, seg: np.ndarray) -> None:
+    """Copy blocks ``first ..`` of ``n_fft`` samples, ``step`` apart, into `seg`.
+
+    seg : ndarray, shape (B, C, count, n_fft); samples past the end of `x` are zeros.
+    """
+    length = x.shape[-1]
+    count, n_fft = seg.shape[2], seg.shape[3]
+    inside = 0 if length < n_fft else min(count, max(0, (length - n_fft) // step + 1 - first))
+    if inside:
+        windows = sliding_window_view(x, n_fft, axis=-1)
+        start = first * step
+        seg[:, :, :inside] = windows[:, :, start:start + (inside - 1) * step + 1:step]
+    # The last few blocks run past the end of the signal.
+    for k in range(inside, count):
+        start = (first + k) * step
+        avail = max(0, min(n_fft, length - start))
+        seg[:, :, k, :avail] = x[:, :, start:start + avail]
+        seg[:, :, k, avail:] = 0
+
+
+def _per_bin_product(spec_in: np.ndarray, spectra: np.ndarray) -> np.ndarray:
+    """``Y[b, g, o, n, f] = sum_i S[g, f, o, i] * X[b, g, i, n, f]``.
+
+    spec_in : (B, G, Ci, N, F); spectra : (G, F, Co, Ci); returns (B, G, Co, N, F).
+    """
+    b, groups, c_in, count, bins = spec_in.shape
+    c_out = spectra.shape[2]
+    if c_in * c_out < MATMUL_MIN_PAIRS:
+        # Few channel pairs: broadcast multiply-accumulate over input channels.
+        s = spectra.transpose(0, 2, 3, 1)[None, :, :, :, None, :]  # (1, G, Co, Ci, 1, F)
+        out = spec_in[:, :, None, 0] * s[:, :, :, 0]
+        for i in range(1, c_in):
+            out += spec_in[:, :, None, i] * s[:, :, :, i]
+        return out
+    # Many pairs: one batched complex GEMM per (group, bin).
+    cols = spec_in.transpose(1, 4, 2, 0, 3).reshape(groups, bins, c_in, b * count)
+    res = np.matmul(spectra, cols)  # (G, F, Co, B*N)
+    return res.reshape(groups, bins, c_out, b, count).transpose(3, 0, 2, 4, 1)

@@ -1,0 +1,202 @@
+"""Planner: choose the direct or the FFT path, and the FFT length, by a cost model.
+
+:func:`plan` is a pure function of its arguments and the loaded configuration.
+It returns a :class:`Plan`, a small immutable value that prints every
+candidate's estimated cost, so a choice can be explained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from math import log2
+
+import numpy as np
+
+from fftconv.config import Config
+from fftconv.reduction import polyphase
+from fftconv.spec import ConvSpec
+
+#: How many FFT lengths a plan lists besides the winner.
+LISTED_FFT_CANDIDATES = 4
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Sizes of one ``corr_valid`` call: ``(B, G*Ci, T+Kp-1) * (G, Co, Ci, Kp)``."""
+
+    batch: int
+    groups: int
+    in_channels: int
+    out_channels: int
+    kernel_length: int
+    outputs: int
+    itemsize: int
+
+    @property
+    def macs(self) -> int:
+        """Real multiply-accumulates of the direct path."""
+        return (self.batch * self.groups * self.out_channels * self.in_channels
+                * self.kernel_length * self.outputs)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way to run the problem and its estimated time."""
+
+    path: str
+    n_fft: int
+    cost_ns: float
+
+    def __str__(self) -> str:
+        what = "direct" if self.path == "direct" else f"fft N={self.n_fft}"
+        return f"{what:<16} {self.cost_ns / 1e6:10.3f} ms"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The chosen way to run one layer on one input shape.
+
+    Attributes
+    ----------
+    path : {'direct', 'fft'}
+    n_fft : int
+        FFT length (0 for the direct path).
+    block : int
+        Outputs per FFT block, ``n_fft - Kp + 1`` (0 for the direct path).
+    threads : int
+    backend : str
+    problem : Problem
+    candidates : tuple of Candidate
+        Cheapest first; the first is the chosen one.
+    """
+
+    path: str
+    n_fft: int
+    block: int
+    threads: int
+    backend: str
+    problem: Problem
+    candidates: tuple[Candidate, ...]
+
+    def __str__(self) -> str:
+        p = self.problem
+        head = (f"Plan: {self.path}" + (f", N={self.n_fft}, block={self.block}"
+                                        if self.path == "fft" else "")
+                + f", backend={self.backend}, threads={self.threads}")
+        shape = (f"  corr_valid: batch={p.batch}, groups={p.groups}, Ci={p.in_channels}, "
+                 f"Co={p.out_channels}, Kp={p.kernel_length}, outputs={p.outputs}, "
+                 f"{p.itemsize * 8}-bit")
+        rows = [f"  {'*' if i == 0 else ' '} {c}" for i, c in enumerate(self.candidates)]
+        return "\n".join([head, shape, "  candidates (estimated):", *rows])
+
+
+def problem_for(spec: ConvSpec, input_shape: tuple[int, int, int], filters: int,
+                itemsize: int) -> Problem:
+    """The ``corr_valid`` sizes of a layer on an input ``(B, C_in, W)``."""
+    batch, c_in, width = input_shape
+    poly = polyphase(spec)
+    n_out = spec.output_width(width)
+    groups = c_in if spec.channel_separable else 1
+    per_group_in = c_in // groups
+    return Problem(batch=batch, groups=groups, in_channels=poly.in_phases * per_group_in,
+                   out_channels=poly.out_phases * filters,
+                   kernel_length=poly.phase_kernel_length,
+                   outputs=poly.phase_outputs(n_out), itemsize=itemsize)
+
+
+def plan(spec: ConvSpec, input_shape: tuple[int, int, int], dtype: np.dtype, backend: str,
+         config: Config, *, filters: int, method: str = "auto", threads: int = 1) -> Plan:
+    """Plan a layer on inputs of `input_shape`.
+
+    Parameters
+    ----------
+    spec : ConvSpec
+    input_shape : (B, C_in, W)
+        Channels first.
+    dtype : float32 or float64
+    backend : str
+        Name of the FFT backend (recorded in the plan).
+    config : Config
+    filters : int
+    method : {'auto', 'direct', 'fft'}
+        'direct' and 'fft' force the path; the FFT length is still chosen.
+    threads : int
+
+    Returns
+    -------
+    Plan
+    """
+    problem = problem_for(spec, input_shape, filters, np.dtype(dtype).itemsize)
+    direct = Candidate("direct", 0, direct_cost(problem, config))
+    ffts = fft_candidates(problem, config)
+    pool = {"auto": [direct, *ffts], "direct": [direct], "fft": ffts}[method]
+    ranked = sorted(pool, key=lambda c: c.cost_ns)
+    best = ranked[0]
+    listed = [best] + [c for c in sorted([direct, *ffts[:LISTED_FFT_CANDIDATES]],
+                                         key=lambda c: c.cost_ns) if c != best]
+    block = best.n_fft - problem.kernel_length + 1 if best.path == "fft" else 0
+    return Plan(path=best.path, n_fft=best.n_fft, block=block, threads=threads,
+                backend=backend, problem=problem, candidates=tuple(listed))
+
+
+def direct_cost(p: Problem, config: Config) -> float:
+    """Estimated ns of the direct path: GEMM plus window gathering plus blocks."""
+    c = config.direct
+    factor = c.float64_factor if p.itemsize == 8 else 1.0
+    gathered = p.batch * p.groups * p.in_channels * p.kernel_length * p.outputs * p.itemsize
+    blocks = max(1, -(-gathered // config.memory.direct_bytes))
+    return (p.macs * c.ns_per_mac * factor + gathered * c.gather_ns_per_byte
+            + blocks * c.call_overhead_ns)
+
+
+def fft_candidates(p: Problem, config: Config) -> list[Candidate]:
+    """Every useful fast FFT length with its estimated cost, cheapest first."""
+    c = config.fft
+    factor = c.float64_factor if p.itemsize == 8 else 1.0
+    kp = p.kernel_length
+    lengths = fast_lengths(c.max_fft_length)
+    shortest = max(kp, 8)
+    # Up to the first length that holds every output in one block.
+    longest = max(shortest, min(c.max_fft_length, p.outputs + kp - 1))
+    lo = int(np.searchsorted(lengths, shortest))
+    hi = min(int(np.searchsorted(lengths, longest)), lengths.size - 1)
+    n = lengths[lo:hi + 1].astype(np.float64)
+    step = n - kp + 1
+    blocks = np.ceil(p.outputs / step)
+    signals = p.batch * p.groups * (p.in_channels + p.out_channels)
+    transform = c.ns_per_nlogn * n * np.log2(n) * c.radix_penalty ** _odd_factors(n)
+    product = (p.batch * p.groups * p.out_channels * p.in_channels * (n // 2 + 1)
+               * c.product_ns_per_mac)
+    per_block = (signals * transform + product) * factor
+    block_bytes = 3 * p.batch * p.groups * (p.in_channels + p.out_channels) * n * p.itemsize
+    chunks = np.ceil(blocks / np.maximum(1, config.memory.fft_bytes // np.maximum(block_bytes, 1)))
+    cost = blocks * per_block + chunks * 2 * c.call_overhead_ns
+    order = np.argsort(cost, kind="stable")
+    return [Candidate("fft", int(n[i]), float(cost[i])) for i in order]
+
+
+@cache
+def fast_lengths(limit: int) -> np.ndarray:
+    """Sorted 7-smooth numbers ``2^a 3^b 5^c 7^d <= limit`` (fast FFT sizes)."""
+    values = [1]
+    for prime in (2, 3, 5, 7):
+        values = [v * prime**e for v in values
+                  for e in range(int(log2(limit) / log2(prime)) + 1) if v * prime**e <= limit]
+    out = np.array(sorted(values), dtype=np.int64)
+    out.flags.writeable = False
+    return out
+
+
+def _odd_factors(n: np.ndarray) -> np.ndarray:
+    """Number of prime factors 3, 5 and 7 (with multiplicity) of each 7-smooth `n`."""
+    n = n.astype(np.int64)
+    count = np.zeros(n.shape)
+    for prime in (3, 5, 7):
+        while True:
+            hit = n % prime == 0
+            if not hit.any():
+                break
+            count += hit
+            n = np.where(hit, n // prime, n)
+    return count
