@@ -146,11 +146,14 @@ class Polyphase:
         b, c_in, _ = x.shape
         sp = self.in_phases
         length = self.phase_outputs(n_out) + self.phase_kernel_length - 1
-        xe = _extended_window(x, s, start=sp * self.first_block, size=sp * length)
-        xe = xe.reshape(b, c_in, length, sp)
         if s.channel_separable:
-            return xe.transpose(0, 1, 3, 2).reshape(b, c_in * sp, length)
-        return xe.transpose(0, 3, 1, 2).reshape(b, sp * c_in, length)
+            out = np.zeros((b, c_in, sp, length), dtype=x.dtype)
+            by_channel = out
+        else:
+            out = np.zeros((b, sp, c_in, length), dtype=x.dtype)
+            by_channel = out.transpose(0, 2, 1, 3)
+        _extended_phases(x, s, sp * self.first_block, by_channel)
+        return out.reshape(b, c_in * sp, length)
 
     def reassemble(self, y: np.ndarray, n_out: int, c_in: int) -> np.ndarray:
         """Interleave output phases back into the layer output.
@@ -181,29 +184,33 @@ def polyphase(spec: ConvSpec) -> Polyphase:
     return Polyphase(spec)
 
 
-def _extended_window(x: np.ndarray, spec: ConvSpec, start: int, size: int) -> np.ndarray:
-    """Samples ``start .. start+size-1`` of the boundary-extended input.
+def _extended_phases(x: np.ndarray, spec: ConvSpec, start: int, out: np.ndarray) -> None:
+    """Polyphase components of the boundary-extended input, from sample `start` on.
 
-    The input is extended by ``spec.input_pads`` (zeros, or reflection with
+    ``out[b, c, phi, t] = xe[b, c, start + phi + S*t]`` where ``xe`` is `x`
+    extended by ``spec.input_pads`` (zeros, or reflection with
     ``numpy.pad(mode='reflect')`` semantics, which keep reflecting past the
-    input's length); samples beyond the extension read as zeros.
+    input's length); samples beyond the extension stay zero.  One strided copy
+    per phase, whatever the layout of `x`.
 
     Parameters
     ----------
-    x : ndarray, shape (B, C, W)
-
-    Returns
-    -------
-    ndarray, shape (B, C, size)
+    x : ndarray, shape (B, C, W), any strides
+    spec : ConvSpec
+    start : int
+    out : ndarray, shape (B, C, S, L), zeros, any strides
     """
     pad_start, pad_end = spec.input_pads
     if spec.padding == "same_reflect":
         xe = np.pad(x, ((0, 0), (0, 0), (pad_start, pad_end)), mode="reflect")
     else:
-        xe = x
-        start -= pad_start
-    out = np.zeros(x.shape[:2] + (size,), dtype=x.dtype)
-    lo, hi = max(start, 0), min(start + size, xe.shape[-1])
-    if hi > lo:
-        out[:, :, lo - start : hi - start] = xe[:, :, lo:hi]
-    return out
+        xe, start = x, start - pad_start
+    sp, length = out.shape[2], out.shape[3]
+    size = xe.shape[-1]
+    for phi in range(sp):
+        first = start + phi  # index in xe of out[..., phi, 0]
+        lo = max(0, -(first // sp)) if first < 0 else 0
+        hi = min(length, -(-(size - first) // sp))
+        if hi > lo:
+            begin = first + sp * lo
+            out[:, :, phi, lo:hi] = xe[:, :, begin:begin + sp * (hi - lo - 1) + 1:sp]

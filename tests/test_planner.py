@@ -67,7 +67,7 @@ def _write(tmp_path, text):
     (lambda t: t.replace("radix_penalty = 1.1", "radix_penalty = 1.1\nbogus = 3"),
      "unknown key 'fft.bogus'"),
     (lambda t: t.replace("ns_per_mac = 0.004\n", ""), "missing key 'direct.ns_per_mac'"),
-    (lambda t: t.replace("fft_bytes = 67108864", 'fft_bytes = "big"'),
+    (lambda t: t.replace("fft_bytes = 16777216", 'fft_bytes = "big"'),
      "key 'memory.fft_bytes' must be of type int"),
     (lambda t: t.replace('planner_effort = "FFTW_ESTIMATE"', 'planner_effort = "FAST"'),
      "key 'pyfftw.planner_effort' must be one of"),

@@ -14,12 +14,15 @@ from typing import Any
 
 import numpy as np
 
+from fftconv.backends.blocks import REAL_TO_COMPLEX, BlockFFT
+
 BACKENDS = ("auto", "numpy", "pyfftw")
 PLANNER_EFFORTS = ("FFTW_ESTIMATE", "FFTW_MEASURE", "FFTW_PATIENT", "FFTW_EXHAUSTIVE")
 DEFAULT_PLANNER_EFFORT = "FFTW_ESTIMATE"
 
-_REAL_TO_COMPLEX = {np.dtype(np.float32): np.dtype(np.complex64),
-                    np.dtype(np.float64): np.dtype(np.complex128)}
+#: Block shapes whose buffers a backend keeps (least recently used dropped).
+MAX_BLOCK_SHAPES = 8
+_REAL_TO_COMPLEX = REAL_TO_COMPLEX
 _COMPLEX_TO_REAL = {c: r for r, c in _REAL_TO_COMPLEX.items()}
 
 
@@ -45,6 +48,8 @@ class Backend(ABC):
 
     def __init__(self, threads: int) -> None:
         self.threads = threads
+        self._blocks: dict[tuple, BlockFFT] = {}
+        self._blocks_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(threads={self.threads})"
@@ -88,6 +93,22 @@ class Backend(ABC):
         """
         a, n, axis = _check_args(a, n, axis, _COMPLEX_TO_REAL, "irfft")
         return self._irfft(a, n, axis)
+
+    def block_fft(self, rows_in: int, rows_out: int, n: int, dtype: Any) -> BlockFFT:
+        """The shared reusable transforms of one block shape (see :class:`BlockFFT`)."""
+        key = (rows_in, rows_out, n, np.dtype(dtype))
+        with self._blocks_lock:
+            block = self._blocks.pop(key, None)
+            if block is None:
+                block = self._make_block_fft(*key)
+                if len(self._blocks) >= MAX_BLOCK_SHAPES:
+                    del self._blocks[next(iter(self._blocks))]  # least recently used
+            self._blocks[key] = block
+        return block
+
+    def _make_block_fft(self, rows_in: int, rows_out: int, n: int, dtype: np.dtype,
+                        ) -> BlockFFT:
+        return BlockFFT(rows_in, rows_out, n, dtype, self.threads)
 
     @abstractmethod
     def _rfft(self, a: np.ndarray, n: int, axis: int) -> np.ndarray:

@@ -45,6 +45,7 @@ import pyfftw
 import pyfftw.builders
 
 from fftconv.backends import _COMPLEX_TO_REAL, _REAL_TO_COMPLEX, Backend
+from fftconv.backends.blocks import BlockFFT
 
 #: Name of the wisdom file in the cache directory.
 WISDOM_FILE = "fftw-wisdom.json"
@@ -109,6 +110,10 @@ class PyFFTWBackend(Backend):
         return (f"{type(self).__name__}(threads={self.threads}, "
                 f"planner_effort={self.planner_effort!r})")
 
+    def _make_block_fft(self, rows_in: int, rows_out: int, n: int, dtype: np.dtype,
+                        ) -> BlockFFT:
+        return _FFTWBlockFFT(rows_in, rows_out, n, dtype, self.threads, self.planner_effort)
+
     def _rfft(self, a: np.ndarray, n: int, axis: int) -> np.ndarray:
         return self._execute("rfft", a, n, axis)
 
@@ -158,6 +163,35 @@ class PyFFTWBackend(Backend):
                            auto_align_input=True, auto_contiguous=True, avoid_copy=True)
             self.plans_built += 1
         return fftw
+
+
+class _FFTWBlockFFT(BlockFFT):
+    """:class:`BlockFFT` on two FFTW plans that read and write the owned buffers in place."""
+
+    def __init__(self, rows_in: int, rows_out: int, n: int, dtype: np.dtype, threads: int,
+                 planner_effort: str) -> None:
+        super().__init__(rows_in, rows_out, n, dtype, threads)
+        spectra = pyfftw.empty_aligned((rows_in, n // 2 + 1), self.spectrum_in.dtype)
+        real_out = pyfftw.empty_aligned((rows_out, n), self.dtype)
+        flags = (planner_effort, "FFTW_DESTROY_INPUT")
+        with _fftw_lock:  # planning may scribble on the buffers; they are filled before use
+            self._forward = pyfftw.FFTW(self.real_in, spectra, axes=(1,), flags=flags,
+                                        threads=threads)
+            self._inverse = pyfftw.FFTW(self.spectrum_in, real_out, axes=(1,),
+                                        direction="FFTW_BACKWARD", flags=flags,
+                                        threads=threads)
+
+    @staticmethod
+    def _empty(shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
+        return pyfftw.empty_aligned(shape, dtype)
+
+    def forward(self) -> np.ndarray:
+        self._forward.execute()
+        return self._forward.output_array
+
+    def inverse(self) -> np.ndarray:
+        self._inverse.execute()
+        return self._inverse.output_array
 
 
 def wisdom_path() -> Path:

@@ -35,13 +35,18 @@ def corr_valid_direct(x: np.ndarray, w: np.ndarray, block_bytes: int = BLOCK_BYT
     wm = w.reshape(groups, c_out, c_in * kp)
     # (B, G, Ci, T, Kp) view, no copy.
     windows = sliding_window_view(x.reshape(b, groups, c_in, length), kp, axis=-1)
-    row_bytes = groups * c_in * kp * b * out.itemsize
-    step = max(1, block_bytes // row_bytes)
-    for t0 in range(0, t_total, step):
-        t1 = min(t0 + step, t_total)
-        # Gather the windows of this block as (G, Ci*Kp, B*tb): one GEMM per group.
-        cols = windows[:, :, :, t0:t1, :].transpose(1, 2, 4, 0, 3)
-        cols = cols.reshape(groups, c_in * kp, b * (t1 - t0))
-        res = np.matmul(wm, cols).reshape(groups, c_out, b, t1 - t0)
-        out[:, :, :, t0:t1] = res.transpose(2, 0, 1, 3)
+    # Blocks of whole rows (long contiguous runs to gather) when a row fits the budget.
+    row_bytes = groups * c_in * kp * t_total * out.itemsize
+    rows = max(1, block_bytes // row_bytes)
+    step = t_total if rows > 1 or row_bytes <= block_bytes else max(
+        1, block_bytes // (groups * c_in * kp * out.itemsize))
+    for b0 in range(0, b, rows):
+        b1 = min(b0 + rows, b)
+        for t0 in range(0, t_total, step):
+            t1 = min(t0 + step, t_total)
+            # Gather the windows as (G, Ci*Kp, rows*tb): one GEMM per group.
+            cols = windows[b0:b1, :, :, t0:t1, :].transpose(1, 2, 4, 0, 3)
+            cols = cols.reshape(groups, c_in * kp, (b1 - b0) * (t1 - t0))
+            res = np.matmul(wm, cols).reshape(groups, c_out, b1 - b0, t1 - t0)
+            out[b0:b1, :, :, t0:t1] = res.transpose(2, 0, 1, 3)
     return out.reshape(b, groups * c_out, t_total)

@@ -36,10 +36,12 @@ def kernel_spectra(w: np.ndarray, n_fft: int, backend: Any) -> np.ndarray:
     Returns
     -------
     ndarray, shape (G, n_fft // 2 + 1, Co, Ci), complex64 or complex128
-        Conjugated (correlation), contiguous.
+        Conjugated (correlation) and scaled by ``1 / n_fft`` (so the block
+        inverse transforms need no normalisation pass); contiguous.
     """
     spectra = backend.rfft(w, n_fft, axis=-1)
-    return np.ascontiguousarray(np.conj(spectra).transpose(0, 3, 1, 2))
+    scaled = np.conj(spectra) * spectra.real.dtype.type(1.0 / n_fft)
+    return np.ascontiguousarray(scaled.transpose(0, 3, 1, 2))
 
 
 def block_bytes(batch: int, in_channels: int, out_channels: int, n_fft: int,
@@ -87,18 +89,34 @@ def corr_valid_fft(x: np.ndarray, spectra: np.ndarray, kp: int, n_fft: int, back
         return out
     per_block = block_bytes(b, gci, groups * c_out, n_fft, x.itemsize)
     chunk = max(1, min(n_blocks, max_bytes // per_block))
-    segments = np.empty((b, gci, chunk, n_fft), dtype=x.dtype)
     for first in range(0, n_blocks, chunk):
         count = min(chunk, n_blocks - first)
-        seg = segments[:, :, :count]
-        _gather_blocks(x, first, step, seg)
-        spec_in = backend.rfft(seg, n_fft, axis=-1).reshape(b, groups, c_in, count, -1)
-        spec_out = _per_bin_product(spec_in, spectra)
-        blocks = backend.irfft(spec_out, n_fft, axis=-1)[..., :step]
-        start = first * step
-        stop = min(t_total, start + count * step)
-        out[:, :, start:stop] = blocks.reshape(b, groups * c_out, count * step)[:, :, :stop - start]
+        fft = backend.block_fft(b * gci * count, b * groups * c_out * count, n_fft, x.dtype)
+        with fft.lock:
+            _gather_blocks(x, first, step, fft.real_in.reshape(b, gci, count, n_fft))
+            spec_in = fft.forward().reshape(b, groups, c_in, count, -1)
+            _per_bin_product(spec_in, spectra,
+                             out=fft.spectrum_in.reshape(b, groups, c_out, count, -1))
+            blocks = fft.inverse().reshape(b, groups * c_out, count, n_fft)
+            _scatter_blocks(blocks, first * step, step, out)
     return out
+
+
+def _scatter_blocks(blocks: np.ndarray, start: int, step: int, out: np.ndarray) -> None:
+    """Write the first `step` samples of each block to ``out[..., start:]`` (clipped).
+
+    blocks : (B, C, count, n_fft); out : (B, C, T).
+    """
+    count = blocks.shape[2]
+    stop = min(out.shape[-1], start + count * step)
+    full = (stop - start) // step
+    if full:
+        target = np.reshape(out[:, :, start:start + full * step],
+                            out.shape[:2] + (full, step), copy=False)
+        target[...] = blocks[:, :, :full, :step]
+    rest = stop - start - full * step
+    if rest:
+        out[:, :, stop - rest:stop] = blocks[:, :, full, :rest]
 
 
 def _gather_blocks(x: np.ndarray, first: int, step: int, seg: np.ndarray) -> None:
@@ -121,21 +139,21 @@ def _gather_blocks(x: np.ndarray, first: int, step: int, seg: np.ndarray) -> Non
         seg[:, :, k, avail:] = 0
 
 
-def _per_bin_product(spec_in: np.ndarray, spectra: np.ndarray) -> np.ndarray:
-    """``Y[b, g, o, n, f] = sum_i S[g, f, o, i] * X[b, g, i, n, f]``.
+def _per_bin_product(spec_in: np.ndarray, spectra: np.ndarray, out: np.ndarray) -> None:
+    """``out[b, g, o, n, f] = sum_i S[g, f, o, i] * X[b, g, i, n, f]``.
 
-    spec_in : (B, G, Ci, N, F); spectra : (G, F, Co, Ci); returns (B, G, Co, N, F).
+    spec_in : (B, G, Ci, N, F); spectra : (G, F, Co, Ci); out : (B, G, Co, N, F).
     """
     b, groups, c_in, count, bins = spec_in.shape
     c_out = spectra.shape[2]
     if c_in * c_out < MATMUL_MIN_PAIRS:
         # Few channel pairs: broadcast multiply-accumulate over input channels.
         s = spectra.transpose(0, 2, 3, 1)[None, :, :, :, None, :]  # (1, G, Co, Ci, 1, F)
-        out = spec_in[:, :, None, 0] * s[:, :, :, 0]
+        np.multiply(spec_in[:, :, None, 0], s[:, :, :, 0], out=out)
         for i in range(1, c_in):
             out += spec_in[:, :, None, i] * s[:, :, :, i]
-        return out
+        return
     # Many pairs: one batched complex GEMM per (group, bin).
     cols = spec_in.transpose(1, 4, 2, 0, 3).reshape(groups, bins, c_in, b * count)
     res = np.matmul(spectra, cols)  # (G, F, Co, B*N)
-    return res.reshape(groups, bins, c_out, b, count).transpose(3, 0, 2, 4, 1)
+    out[...] = res.reshape(groups, bins, c_out, b, count).transpose(3, 0, 2, 4, 1)
