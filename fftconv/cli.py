@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
+from fftconv.config import load_config
 from fftconv.layer import SignalConv1D
 
 #: Layer arguments the ``plan`` command takes as flags (name, type).
@@ -46,7 +50,28 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="TOML", help="cost-model configuration file")
     p.add_argument("--input-shape", type=_shape, required=True, metavar="B,W,C",
                    help="input shape in the layer's data format, e.g. 8,65536,4")
+    t = commands.add_parser(
+        "tune", help="measure the cost model on this machine and write a config file",
+        description="Time FFTs, the per-bin product, a GEMM and a window gather, and write "
+                    "a TOML configuration with the measured constants (budgets and FFTW "
+                    "options are copied from the base configuration).")
+    t.add_argument("--output", required=True, metavar="TOML", help="file to write")
+    t.add_argument("--base", metavar="TOML", help="configuration to start from")
+    t.add_argument("--repeat", type=int, default=5, help="timed runs per measurement")
     return parser
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from fftconv.tune import measure_config
+
+    config = measure_config(load_config(args.base), repeat=args.repeat,
+                            log=lambda line: print(line, file=sys.stderr))
+    header = ("# fftconv cost model measured by `fftconv tune` on "
+              f"{platform.node()} ({platform.machine()}, {os.cpu_count()} cores).\n"
+              f"# Use it with config=PATH or FFTCONV_CONFIG={args.output}.\n\n")
+    Path(args.output).write_text(header + config.to_toml())
+    print(f"wrote {args.output}")
+    return 0
 
 
 def _layer_arguments(args: argparse.Namespace) -> dict:
@@ -85,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
-        return {"plan": _plan}[args.command](args)
+        return {"plan": _plan, "tune": _tune}[args.command](args)
     except (ValueError, TypeError, OSError) as err:
         print(f"fftconv {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -32,6 +32,7 @@ class FFTCosts:
     radix_penalty: float
     call_overhead_ns: float
     product_ns_per_mac: float
+    small_product_ns_per_mac: float
     float64_factor: float
     max_fft_length: int
 

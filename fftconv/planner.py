@@ -14,6 +14,7 @@ from math import log2
 import numpy as np
 
 from fftconv.config import Config
+from fftconv.paths.fft import MATMUL_MIN_PAIRS
 from fftconv.reduction import polyphase
 from fftconv.spec import ConvSpec
 
@@ -166,8 +167,9 @@ def fft_candidates(p: Problem, config: Config) -> list[Candidate]:
     blocks = np.ceil(p.outputs / step)
     signals = p.batch * p.groups * (p.in_channels + p.out_channels)
     transform = c.ns_per_nlogn * n * np.log2(n) * c.radix_penalty ** _odd_factors(n)
-    product = (p.batch * p.groups * p.out_channels * p.in_channels * (n // 2 + 1)
-               * c.product_ns_per_mac)
+    pairs = p.out_channels * p.in_channels
+    mac_ns = c.product_ns_per_mac if pairs >= MATMUL_MIN_PAIRS else c.small_product_ns_per_mac
+    product = p.batch * p.groups * pairs * (n // 2 + 1) * mac_ns
     per_block = (signals * transform + product) * factor
     block_bytes = 3 * p.batch * p.groups * (p.in_channels + p.out_channels) * n * p.itemsize
     chunks = np.ceil(blocks / np.maximum(1, config.memory.fft_bytes // np.maximum(block_bytes, 1)))

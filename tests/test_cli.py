@@ -47,3 +47,14 @@ def test_plan_errors(args, message):
     out = run("plan", *args)
     assert out.returncode == 2
     assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_tune_writes_a_loadable_config(tmp_path):
+    path = tmp_path / "tuned.toml"
+    out = run("tune", "--output", str(path), "--repeat", "1")
+    assert out.returncode == 0, out.stderr
+    from fftconv.config import read_config
+
+    tuned = read_config(path)
+    assert tuned.fft.ns_per_nlogn > 0 and tuned.direct.ns_per_mac > 0
+    assert "fft.ns_per_nlogn" in out.stderr
