@@ -891,8 +891,9 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{wl.name}: {wl.describe()}, {wl.macs:.2e} MACs")
         rows.append(run_workload(wl, threads, args.repeat, args.budget, wisdom))
 
-    title = (f"SignalConv1D, float32, channels_last, times in ms (median of {args.repeat} "
-             f"calls after a warm-up), {threads} cores{', --quick shapes' if args.quick else ''}")
+    title = (f"SignalConv1D, float32, channels_first (fftconv and torch), times in ms "
+             f"(median of {args.repeat} calls after a warm-up), {threads} cores"
+             f"{', --quick shapes' if args.quick else ''}")
     print(title)
     print(render_table(rows))
     print()
