@@ -140,17 +140,20 @@ class Polyphase:
         Returns
         -------
         ndarray, shape (B, G*Ci, T + Kp - 1)
-            Channel order ``(phi, c)``, or ``(c, phi)`` when channel separable.
+            Channel order ``(phi, c)``, or ``(c, phi)`` when channel separable;
+            a view of `x` when there is one input phase and no extension.
         """
         s = self.spec
         b, c_in, _ = x.shape
         sp = self.in_phases
         length = self.phase_outputs(n_out) + self.phase_kernel_length - 1
+        if sp == 1 and s.input_pads == (0, 0) and self.first_block == 0 and length <= x.shape[-1]:
+            return x[:, :, :length]  # one phase, no extension: the input itself, no copy
         if s.channel_separable:
-            out = np.zeros((b, c_in, sp, length), dtype=x.dtype)
+            out = np.empty((b, c_in, sp, length), dtype=x.dtype)
             by_channel = out
         else:
-            out = np.zeros((b, sp, c_in, length), dtype=x.dtype)
+            out = np.empty((b, sp, c_in, length), dtype=x.dtype)
             by_channel = out.transpose(0, 2, 1, 3)
         _extended_phases(x, s, sp * self.first_block, by_channel)
         return out.reshape(b, c_in * sp, length)
@@ -190,7 +193,7 @@ def _extended_phases(x: np.ndarray, spec: ConvSpec, start: int, out: np.ndarray)
     ``out[b, c, phi, t] = xe[b, c, start + phi + S*t]`` where ``xe`` is `x`
     extended by ``spec.input_pads`` (zeros, or reflection with
     ``numpy.pad(mode='reflect')`` semantics, which keep reflecting past the
-    input's length); samples beyond the extension stay zero.  One strided copy
+    input's length); samples beyond the extension are zeros.  One strided copy
     per phase, whatever the layout of `x`.
 
     Parameters
@@ -198,7 +201,7 @@ def _extended_phases(x: np.ndarray, spec: ConvSpec, start: int, out: np.ndarray)
     x : ndarray, shape (B, C, W), any strides
     spec : ConvSpec
     start : int
-    out : ndarray, shape (B, C, S, L), zeros, any strides
+    out : ndarray, shape (B, C, S, L), any strides; every sample is written
     """
     pad_start, pad_end = spec.input_pads
     if spec.padding == "same_reflect":
@@ -210,7 +213,9 @@ def _extended_phases(x: np.ndarray, spec: ConvSpec, start: int, out: np.ndarray)
     for phi in range(sp):
         first = start + phi  # index in xe of out[..., phi, 0]
         lo = max(0, -(first // sp)) if first < 0 else 0
-        hi = min(length, -(-(size - first) // sp))
+        hi = max(lo, min(length, -(-(size - first) // sp)))
+        out[:, :, phi, :lo] = 0
+        out[:, :, phi, hi:] = 0
         if hi > lo:
             begin = first + sp * lo
             out[:, :, phi, lo:hi] = xe[:, :, begin:begin + sp * (hi - lo - 1) + 1:sp]
