@@ -193,8 +193,8 @@ def _extended_phases(x: np.ndarray, spec: ConvSpec, start: int, out: np.ndarray)
     ``out[b, c, phi, t] = xe[b, c, start + phi + S*t]`` where ``xe`` is `x`
     extended by ``spec.input_pads`` (zeros, or reflection with
     ``numpy.pad(mode='reflect')`` semantics, which keep reflecting past the
-    input's length); samples beyond the extension are zeros.  One strided copy
-    per phase, whatever the layout of `x`.
+    input's length); samples beyond the extension are zeros.  The interior is
+    read in one pass for all phases, whatever the layout of `x`.
 
     Parameters
     ----------
@@ -210,12 +210,22 @@ def _extended_phases(x: np.ndarray, spec: ConvSpec, start: int, out: np.ndarray)
         xe, start = x, start - pad_start
     sp, length = out.shape[2], out.shape[3]
     size = xe.shape[-1]
+    # Samples t whose every phase lies inside xe: one reading pass for all phases.
+    inner_lo = min(length, max(0, -(start // sp)))
+    inner_hi = max(inner_lo, min(length, (size - start) // sp))
+    if inner_hi > inner_lo:
+        begin = start + sp * inner_lo
+        block = xe[:, :, begin:begin + sp * (inner_hi - inner_lo)]
+        out[:, :, :, inner_lo:inner_hi] = block.reshape(
+            block.shape[:2] + (inner_hi - inner_lo, sp)).transpose(0, 1, 3, 2)
+    # The edges, phase by phase (at most a kernel's length).
     for phi in range(sp):
         first = start + phi  # index in xe of out[..., phi, 0]
         lo = max(0, -(first // sp)) if first < 0 else 0
         hi = max(lo, min(length, -(-(size - first) // sp)))
         out[:, :, phi, :lo] = 0
         out[:, :, phi, hi:] = 0
-        if hi > lo:
-            begin = first + sp * lo
-            out[:, :, phi, lo:hi] = xe[:, :, begin:begin + sp * (hi - lo - 1) + 1:sp]
+        for a, b in ((lo, min(hi, inner_lo)), (max(lo, inner_hi), hi)):
+            if b > a:
+                begin = first + sp * a
+                out[:, :, phi, a:b] = xe[:, :, begin:begin + sp * (b - a - 1) + 1:sp]
