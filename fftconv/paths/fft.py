@@ -74,6 +74,8 @@ def corr_valid_fft(x: np.ndarray, spectra: np.ndarray, kp: int, n_fft: int, back
         Working-memory budget.  Blocks are transformed in chunks of
         ``max(1, max_bytes // block_bytes(...))``, so peak extra memory is
         ``max(max_bytes, block_bytes(...))`` plus the output, whatever ``L``.
+        The block buffers stay with the backend for the next call of the same
+        shape (a few shapes at most, see ``backends.MAX_BLOCK_SHAPES``).
 
     Returns
     -------
