@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 
 import numpy as np
 
 
-def as_real_array(value: Any, argument: str, dtype: Any) -> np.ndarray:
-    """Convert `value` to an array of `dtype`, accepting bool, integer and float data.
+def as_real_array(value: Any, argument: str, dtype: Any, kinds: str = "biuf") -> np.ndarray:
+    """Convert `value` to an array of `dtype`, accepting data of the dtype `kinds`.
+
+    The default accepts bool, integer and float data.
 
     Raises
     ------
@@ -20,8 +23,8 @@ def as_real_array(value: Any, argument: str, dtype: Any) -> np.ndarray:
         array = np.asarray(value)
     except (TypeError, ValueError) as err:
         raise TypeError(f"`{argument}` must be a real numeric array: {err}") from None
-    if array.dtype.kind not in "biuf":
-        raise TypeError(f"`{argument}` must hold real numbers (bool, int or float), "
+    if array.dtype.kind not in kinds:
+        raise TypeError(f"`{argument}` must hold real numbers (dtype kinds {kinds!r}), "
                         f"got dtype {array.dtype}.")
     return array.astype(dtype, copy=False)
 
@@ -57,3 +60,12 @@ def check_shape(shape: Any, argument: str = "shape") -> tuple[int, ...]:
     if any(n < 0 for n in result):
         raise ValueError(f"`{argument}` must have non-negative entries, got {shape!r}")
     return result
+
+
+def finite_float(value: Any, argument: str) -> float:
+    """Return `value` as a finite float, or raise naming `argument`."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"`{argument}` must be a real number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"`{argument}` must be finite, got {value!r}")
+    return float(value)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from fftconv._arrays import check_dtype, check_shape
+from fftconv._arrays import check_dtype, check_shape, finite_float
 from fftconv._serialization import Configurable, object_from_dict
 
 __all__ = [
@@ -48,15 +48,6 @@ _TRUNCATED_STDDEV = 0.87962566103423978
 
 _MODES = ("fan_in", "fan_out", "fan_avg")
 _DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform")
-
-
-def _check_real(value: Any, argument: str) -> float:
-    """Return ``value`` as a finite float, or raise naming ``argument``."""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        raise TypeError(f"`{argument}` must be a real number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"`{argument}` must be finite, got {value!r}")
-    return float(value)
 
 
 def _check_seed(seed: Any) -> int | None:
@@ -143,7 +134,7 @@ class Constant(Initializer):
     """
 
     def __init__(self, value: float = 0.0) -> None:
-        self.value = _check_real(value, "value")
+        self.value = finite_float(value, "value")
 
     def __call__(self, shape: Sequence[int], dtype: Any = "float32") -> np.ndarray:
         return np.full(check_shape(shape), self.value, check_dtype(dtype, "biuf"))
@@ -186,8 +177,8 @@ class RandomNormal(_RandomInitializer):
     """
 
     def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None) -> None:
-        self.mean = _check_real(mean, "mean")
-        self.stddev = _check_real(stddev, "stddev")
+        self.mean = finite_float(mean, "mean")
+        self.stddev = finite_float(stddev, "stddev")
         if self.stddev < 0:
             raise ValueError(f"`stddev` must be >= 0, got {stddev!r}")
         super().__init__(seed)
@@ -215,8 +206,8 @@ class RandomUniform(_RandomInitializer):
     def __init__(
         self, minval: float = -0.05, maxval: float = 0.05, seed: int | None = None
     ) -> None:
-        self.minval = _check_real(minval, "minval")
-        self.maxval = _check_real(maxval, "maxval")
+        self.minval = finite_float(minval, "minval")
+        self.maxval = finite_float(maxval, "maxval")
         if self.maxval < self.minval:
             raise ValueError(f"`maxval` must be >= `minval` ({minval!r}), got {maxval!r}")
         super().__init__(seed)
@@ -277,7 +268,7 @@ class VarianceScaling(_RandomInitializer):
         distribution: str = "truncated_normal",
         seed: int | None = None,
     ) -> None:
-        self.scale = _check_real(scale, "scale")
+        self.scale = finite_float(scale, "scale")
         if self.scale <= 0:
             raise ValueError(f"`scale` must be a positive float, got {scale!r}")
         if mode not in _MODES:

@@ -9,34 +9,16 @@ float64.
 from __future__ import annotations
 
 import inspect
-import math
-import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from fftconv._arrays import as_real_array, finite_float
 from fftconv._serialization import Configurable, object_from_dict
 
 __all__ = ["L1", "L1L2", "L2", "Regularizer", "get", "serialize"]
-
-
-def _check_penalty(value: Any, argument: str) -> float:
-    """Return ``value`` as a finite float, or raise naming ``argument``."""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        raise TypeError(f"`{argument}` must be a real number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"`{argument}` must be finite, got {value!r}")
-    return float(value)
-
-
-def _as_float64(x: Any) -> np.ndarray:
-    """Return ``x`` as a float64 array, or raise naming ``x`` for non-real data."""
-    array = np.asarray(x)
-    if array.dtype.kind not in "fiu":
-        raise TypeError(f"`x` must be a real-valued numeric array, got dtype {array.dtype}")
-    return array.astype(np.float64)
 
 
 class Regularizer(Configurable, ABC):
@@ -68,10 +50,10 @@ class L1(Regularizer):
     """
 
     def __init__(self, l1: float = 0.01) -> None:
-        self.l1 = _check_penalty(l1, "l1")
+        self.l1 = finite_float(l1, "l1")
 
     def __call__(self, x: Any) -> float:
-        return self.l1 * float(np.sum(np.abs(_as_float64(x))))
+        return self.l1 * float(np.sum(np.abs(as_real_array(x, "x", np.float64, kinds="fiu"))))
 
     def get_config(self) -> dict[str, Any]:
         return {"l1": self.l1}
@@ -87,10 +69,10 @@ class L2(Regularizer):
     """
 
     def __init__(self, l2: float = 0.01) -> None:
-        self.l2 = _check_penalty(l2, "l2")
+        self.l2 = finite_float(l2, "l2")
 
     def __call__(self, x: Any) -> float:
-        return self.l2 * float(np.sum(np.square(_as_float64(x))))
+        return self.l2 * float(np.sum(np.square(as_real_array(x, "x", np.float64, kinds="fiu"))))
 
     def get_config(self) -> dict[str, Any]:
         return {"l2": self.l2}
@@ -108,11 +90,11 @@ class L1L2(Regularizer):
     """
 
     def __init__(self, l1: float = 0.0, l2: float = 0.0) -> None:
-        self.l1 = _check_penalty(l1, "l1")
-        self.l2 = _check_penalty(l2, "l2")
+        self.l1 = finite_float(l1, "l1")
+        self.l2 = finite_float(l2, "l2")
 
     def __call__(self, x: Any) -> float:
-        x = _as_float64(x)
+        x = as_real_array(x, "x", np.float64, kinds="fiu")
         return self.l1 * float(np.sum(np.abs(x))) + self.l2 * float(np.sum(np.square(x)))
 
     def get_config(self) -> dict[str, Any]:
