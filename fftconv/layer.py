@@ -150,7 +150,7 @@ class SignalConv1D:
                                  f"{names}, got {value!r}.")
             return value
         if isinstance(value, dict):
-            return _deserialize_value(value, argument, self.dtype)
+            value = _deserialize_value(value)
         if isinstance(value, _PARAMETERS) or callable(value):
             return value
         fixed = np.array(as_real_array(value, argument, self.dtype), copy=True)
@@ -493,7 +493,8 @@ def _serialize_value(value: Any, argument: str) -> Any:
                     f"a parameter object, 'rdft' or 'variable'.")
 
 
-def _deserialize_value(config: dict, argument: str, dtype: np.dtype) -> Any:
+def _deserialize_value(config: dict) -> Any:
+    """A parameter object, or the plain list of a fixed array (frozen by the caller)."""
     if config.get("class_name") == "ndarray":
-        return as_real_array(config["config"]["value"], argument, dtype)
+        return config["config"]["value"]
     return deserialize_parameter(config)
