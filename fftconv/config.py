@@ -60,6 +60,7 @@ class PyFFTWOptions:
     """FFTW planning options."""
 
     planner_effort: str
+    planning_timelimit: float
     threads: int
 
 

@@ -70,7 +70,8 @@ class Engine:
     def backend(self) -> Backend:
         options = self.config.pyfftw
         return get_backend(self.backend_name, threads=options.threads or None,
-                           planner_effort=options.planner_effort)
+                           planner_effort=options.planner_effort,
+                           planning_timelimit=options.planning_timelimit)
 
     def plan_for(self, input_shape: tuple[int, int, int], dtype: np.dtype) -> Plan:
         """The plan for inputs ``(B, C_in, W)`` of `dtype`, computed once per shape."""

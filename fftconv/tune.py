@@ -48,7 +48,8 @@ def measure_config(base: Config, repeat: int = 5, log: Callable[[str], None] = p
     budgets and FFTW options are kept from `base`.
     """
     threads = base.pyfftw.threads or None
-    backend = get_backend("auto", threads=threads, planner_effort=base.pyfftw.planner_effort)
+    backend = get_backend("auto", threads=threads, planner_effort=base.pyfftw.planner_effort,
+                          planning_timelimit=base.pyfftw.planning_timelimit)
     rng = np.random.default_rng(0)
 
     per_nlogn = []

@@ -208,8 +208,33 @@ def test_pyfftw_concurrent_calls(pyfftw_backend):
             _assert_close(back, np.fft.irfft(want, 128), x.dtype.type)
 
 
+def test_block_plans_use_the_effort_and_one_off_plans_estimate(monkeypatch):
+    pyfftw = pytest.importorskip("pyfftw")
+    from fftconv.backends import pyfftw_backend
+
+    limits = []
+
+    class RecordingFFTW(pyfftw.FFTW):
+        def __init__(self, *args, planning_timelimit=None, **kwargs):
+            limits.append(planning_timelimit)
+            super().__init__(*args, planning_timelimit=planning_timelimit, **kwargs)
+
+    monkeypatch.setattr(pyfftw_backend.pyfftw, "FFTW", RecordingFFTW)
+    backend = pyfftw_backend.PyFFTWBackend(threads=1, planner_effort="FFTW_MEASURE",
+                                           planning_timelimit=0.25)
+    block = backend.block_fft(3, 2, 40, np.float32)
+    assert "FFTW_MEASURE" in block._forward.flags and "FFTW_MEASURE" in block._inverse.flags
+    assert limits == [0.25, 0.25]
+    x = np.random.default_rng(0).standard_normal((3, 40)).astype(np.float32)
+    block.real_in[...] = x
+    _assert_close(block.forward(), np.fft.rfft(x.astype(np.float64)), np.float32)
+    backend.rfft(x, 40)
+    (slot,) = backend._slots.values()
+    assert "FFTW_ESTIMATE" in slot.fftw.flags
+
+
 def test_wisdom_round_trip(pyfftw_backend, tmp_path):
-    get_backend("pyfftw", threads=1, planner_effort="FFTW_MEASURE").rfft(np.ones((2, 48)), 48)
+    get_backend("pyfftw", threads=1, planner_effort="FFTW_MEASURE").block_fft(2, 2, 48, float)
     path = pyfftw_backend.save_wisdom()
     assert path == tmp_path / "fftw-wisdom.json"
     data = json.loads(path.read_text())
@@ -281,6 +306,10 @@ def test_get_backend_auto_and_cache():
         ({"threads": True}, TypeError, ["`threads`", "True"]),
         ({"planner_effort": "FFTW_FAST"}, ValueError,
          ["`planner_effort`", "FFTW_FAST", "FFTW_MEASURE"]),
+        ({"planning_timelimit": -1.0}, ValueError, ["`planning_timelimit`", "-1.0", ">= 0"]),
+        ({"planning_timelimit": float("nan")}, ValueError, ["`planning_timelimit`", "nan"]),
+        ({"planning_timelimit": float("inf")}, ValueError, ["`planning_timelimit`", "inf"]),
+        ({"planning_timelimit": "1s"}, TypeError, ["`planning_timelimit`", "'1s'"]),
     ],
 )
 def test_get_backend_errors_name_the_argument(kwargs, error, words):

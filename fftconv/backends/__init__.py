@@ -19,6 +19,8 @@ from fftconv.backends.blocks import REAL_TO_COMPLEX, BlockFFT
 BACKENDS = ("auto", "numpy", "pyfftw")
 PLANNER_EFFORTS = ("FFTW_ESTIMATE", "FFTW_MEASURE", "FFTW_PATIENT", "FFTW_EXHAUSTIVE")
 DEFAULT_PLANNER_EFFORT = "FFTW_ESTIMATE"
+#: Seconds FFTW may spend planning one block transform when not given (0: no limit).
+DEFAULT_PLANNING_TIMELIMIT = 0.0
 
 #: Block shapes whose buffers a backend keeps (least recently used dropped).
 MAX_BLOCK_SHAPES = 8
@@ -164,16 +166,17 @@ def _pyfftw_importable() -> bool:
     return True
 
 
-_instances: dict[tuple[str, int, str | None], Backend] = {}
+_instances: dict[tuple[str, int, str | None, float | None], Backend] = {}
 _instances_lock = threading.Lock()
 
 
 def get_backend(name: str = "auto", *, threads: int | None = None,
-                planner_effort: str | None = None) -> Backend:
+                planner_effort: str | None = None,
+                planning_timelimit: float | None = None) -> Backend:
     """The shared backend instance for these settings.
 
-    Instances are cached per ``(name, threads, planner_effort)``, so every caller with
-    the same settings shares one plan cache.
+    Instances are cached per ``(name, threads, planner_effort, planning_timelimit)``,
+    so every caller with the same settings shares one plan cache.
 
     Parameters
     ----------
@@ -184,7 +187,12 @@ def get_backend(name: str = "auto", *, threads: int | None = None,
     planner_effort : {'FFTW_ESTIMATE', 'FFTW_MEASURE', 'FFTW_PATIENT', \
 'FFTW_EXHAUSTIVE'} or None
         FFTW planning effort (pyFFTW only; ignored by the numpy backend).  None means
-        ``'FFTW_ESTIMATE'`` (pyFFTW's own default: plans in milliseconds).
+        ``'FFTW_ESTIMATE'`` (pyFFTW's own default: plans in milliseconds).  It applies
+        to the block transforms, which run many times per call; one-off transforms
+        (kernel spectra) are always planned with ``'FFTW_ESTIMATE'``.
+    planning_timelimit : float or None
+        Seconds FFTW may spend planning one block transform, ``>= 0``; 0 or None
+        means no limit (pyFFTW only).
 
     Returns
     -------
@@ -193,9 +201,10 @@ def get_backend(name: str = "auto", *, threads: int | None = None,
     Raises
     ------
     ValueError
-        If `name` (the backend), `threads` or `planner_effort` has a value not allowed.
+        If `name` (the backend), `threads`, `planner_effort` or `planning_timelimit`
+        has a value not allowed.
     TypeError
-        If `threads` is not an integer.
+        If `threads` is not an integer or `planning_timelimit` not a real number.
     ImportError
         If ``name='pyfftw'`` and pyFFTW cannot be imported.
     """
@@ -211,17 +220,31 @@ def get_backend(name: str = "auto", *, threads: int | None = None,
     if planner_effort not in PLANNER_EFFORTS:
         raise ValueError(f"get_backend: `planner_effort` must be one of {PLANNER_EFFORTS} "
                          f"or None, got {planner_effort!r}.")
+    timelimit = _check_timelimit(planning_timelimit)
     if name == "auto":
         name = "pyfftw" if _pyfftw_importable() else "numpy"
-    key = (name, threads, planner_effort if name == "pyfftw" else None)
+    key = (name, threads, *((planner_effort, timelimit) if name == "pyfftw" else (None, None)))
     with _instances_lock:
         backend = _instances.get(key)
         if backend is None:
-            backend = _instances[key] = _create(name, threads, planner_effort)
+            backend = _instances[key] = _create(name, threads, planner_effort, timelimit)
     return backend
 
 
-def _create(name: str, threads: int, planner_effort: str) -> Backend:
+def _check_timelimit(value: object) -> float:
+    if value is None:
+        return DEFAULT_PLANNING_TIMELIMIT
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError("get_backend: `planning_timelimit` must be a real number of seconds "
+                        f"or None, got {value!r}.")
+    if not value >= 0 or value == float("inf"):
+        raise ValueError("get_backend: `planning_timelimit` must be finite and >= 0 "
+                         f"(0: no limit), got {value!r}.")
+    return float(value)
+
+
+def _create(name: str, threads: int, planner_effort: str, planning_timelimit: float,
+            ) -> Backend:
     if name == "numpy":
         from fftconv.backends.numpy_backend import NumpyBackend
 
@@ -231,4 +254,4 @@ def _create(name: str, threads: int, planner_effort: str) -> Backend:
     except ImportError as err:
         raise ImportError("backend 'pyfftw' needs the pyFFTW package (`pip install pyfftw`); "
                           "use backend='numpy' or 'auto' without it.") from err
-    return PyFFTWBackend(threads, planner_effort)
+    return PyFFTWBackend(threads, planner_effort, planning_timelimit)

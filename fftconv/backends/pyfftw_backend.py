@@ -89,6 +89,12 @@ class PyFFTWBackend(Backend):
     threads : int
         FFTW threads per transform.
     planner_effort : {'FFTW_ESTIMATE', 'FFTW_MEASURE', 'FFTW_PATIENT', 'FFTW_EXHAUSTIVE'}
+        Effort for the block transforms (:meth:`block_fft`), which run many times per
+        call.  One-off transforms (:meth:`rfft`, :meth:`irfft`: kernel spectra) are
+        planned with ``FFTW_ESTIMATE``: a measured plan would cost more than it saves.
+    planning_timelimit : float
+        Seconds FFTW may spend planning one block transform (0: no limit); past it,
+        FFTW keeps the best plan measured so far.
 
     Attributes
     ----------
@@ -98,9 +104,11 @@ class PyFFTWBackend(Backend):
 
     name = "pyfftw"
 
-    def __init__(self, threads: int, planner_effort: str) -> None:
+    def __init__(self, threads: int, planner_effort: str, planning_timelimit: float = 0.0,
+                 ) -> None:
         super().__init__(threads)
         self.planner_effort = planner_effort
+        self.planning_timelimit = planning_timelimit
         self.plans_built = 0
         self._slots: dict[tuple[str, int, int, np.dtype], _Slot] = {}
         self._slots_lock = threading.Lock()
@@ -108,11 +116,13 @@ class PyFFTWBackend(Backend):
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(threads={self.threads}, "
-                f"planner_effort={self.planner_effort!r})")
+                f"planner_effort={self.planner_effort!r}, "
+                f"planning_timelimit={self.planning_timelimit!r})")
 
     def _make_block_fft(self, rows_in: int, rows_out: int, n: int, dtype: np.dtype,
                         ) -> BlockFFT:
-        return _FFTWBlockFFT(rows_in, rows_out, n, dtype, self.threads, self.planner_effort)
+        return _FFTWBlockFFT(rows_in, rows_out, n, dtype, self.threads, self.planner_effort,
+                             self.planning_timelimit)
 
     def _rfft(self, a: np.ndarray, n: int, axis: int) -> np.ndarray:
         return self._execute("rfft", a, n, axis)
@@ -159,7 +169,7 @@ class PyFFTWBackend(Backend):
         buffer = pyfftw.zeros_aligned((rows, length), dtype)
         with _fftw_lock:
             fftw = builder(buffer, n=n, axis=-1, overwrite_input=True,
-                           planner_effort=self.planner_effort, threads=self.threads,
+                           planner_effort="FFTW_ESTIMATE", threads=self.threads,
                            auto_align_input=True, auto_contiguous=True, avoid_copy=True)
             self.plans_built += 1
         return fftw
@@ -169,17 +179,16 @@ class _FFTWBlockFFT(BlockFFT):
     """:class:`BlockFFT` on two FFTW plans that read and write the owned buffers in place."""
 
     def __init__(self, rows_in: int, rows_out: int, n: int, dtype: np.dtype, threads: int,
-                 planner_effort: str) -> None:
+                 planner_effort: str, planning_timelimit: float) -> None:
         super().__init__(rows_in, rows_out, n, dtype, threads)
         spectra = pyfftw.empty_aligned((rows_in, n // 2 + 1), self.spectrum_in.dtype)
         real_out = pyfftw.empty_aligned((rows_out, n), self.dtype)
-        flags = (planner_effort, "FFTW_DESTROY_INPUT")
+        options = {"flags": (planner_effort, "FFTW_DESTROY_INPUT"), "threads": threads,
+                   "planning_timelimit": planning_timelimit or None}
         with _fftw_lock:  # planning may scribble on the buffers; they are filled before use
-            self._forward = pyfftw.FFTW(self.real_in, spectra, axes=(1,), flags=flags,
-                                        threads=threads)
+            self._forward = pyfftw.FFTW(self.real_in, spectra, axes=(1,), **options)
             self._inverse = pyfftw.FFTW(self.spectrum_in, real_out, axes=(1,),
-                                        direction="FFTW_BACKWARD", flags=flags,
-                                        threads=threads)
+                                        direction="FFTW_BACKWARD", **options)
 
     @staticmethod
     def _empty(shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
