@@ -12,6 +12,7 @@ from fftconv.backends import BACKENDS, Backend, get_backend
 from fftconv.config import Config, load_config
 from fftconv.paths.direct import corr_valid_direct
 from fftconv.paths.fft import corr_valid_fft, kernel_spectra
+from fftconv.paths.shifted import layer_direct_shifted, shifted_weights, use_shifted
 from fftconv.planner import Plan, plan
 from fftconv.reduction import polyphase
 from fftconv.spec import ConvSpec
@@ -103,17 +104,26 @@ class Engine:
         Returns
         -------
         ndarray, shape (B, C_out, spec.output_width(W))
+            Newly allocated; channels last in memory (a transposed view) when
+            the direct path ran as shifted GEMMs.
         """
         chosen = self.plan_for(x.shape, x.dtype)
         poly = polyphase(self.spec)
         n_out = self.spec.output_width(x.shape[-1])
-        xs = poly.phase_inputs(x, n_out)
         dtype = x.dtype.str
+        problem = chosen.problem
 
         def phase_kernels() -> np.ndarray:
             return self.spectra.get(token, ("phase", dtype),
                                     lambda: poly.phase_kernels(kernel()))
 
+        if chosen.path == "direct" and use_shifted(problem.groups, problem.in_channels,
+                                                   problem.out_channels):
+            weights = self.spectra.get(token, ("shifted", dtype),
+                                       lambda: shifted_weights(phase_kernels()))
+            return layer_direct_shifted(x, poly, weights, n_out,
+                                        self.config.memory.direct_bytes)
+        xs = poly.phase_inputs(x, n_out)
         if chosen.path == "direct":
             y = corr_valid_direct(xs, phase_kernels(), self.config.memory.direct_bytes)
         else:
@@ -121,6 +131,6 @@ class Engine:
             spectra = self.spectra.get(
                 token, ("fft", chosen.n_fft, dtype, backend.name),
                 lambda: kernel_spectra(phase_kernels(), chosen.n_fft, backend))
-            y = corr_valid_fft(xs, spectra, chosen.problem.kernel_length, chosen.n_fft,
+            y = corr_valid_fft(xs, spectra, problem.kernel_length, chosen.n_fft,
                                backend, self.config.memory.fft_bytes)
         return poly.reassemble(y, n_out, x.shape[1])

@@ -15,6 +15,7 @@ import numpy as np
 
 from fftconv.config import Config
 from fftconv.paths.fft import MATMUL_MIN_PAIRS
+from fftconv.paths.shifted import use_shifted
 from fftconv.reduction import polyphase
 from fftconv.spec import ConvSpec
 
@@ -82,8 +83,10 @@ class Plan:
 
     def __str__(self) -> str:
         p = self.problem
-        head = (f"Plan: {self.path}" + (f", N={self.n_fft}, block={self.block}"
-                                        if self.path == "fft" else "")
+        how = (f", N={self.n_fft}, block={self.block}" if self.path == "fft"
+               else " (shifted GEMMs)" if use_shifted(p.groups, p.in_channels, p.out_channels)
+               else " (gathered windows)")
+        head = (f"Plan: {self.path}{how}"
                 + f", backend={self.backend}, threads={self.threads}")
         shape = (f"  corr_valid: batch={p.batch}, groups={p.groups}, Ci={p.in_channels}, "
                  f"Co={p.out_channels}, Kp={p.kernel_length}, outputs={p.outputs}, "
@@ -142,13 +145,22 @@ def plan(spec: ConvSpec, input_shape: tuple[int, int, int], dtype: np.dtype, bac
 
 
 def direct_cost(p: Problem, config: Config) -> float:
-    """Estimated ns of the direct path: GEMM plus window gathering plus blocks."""
+    """Estimated ns of the direct path: GEMMs plus data movement plus blocks.
+
+    Shifted GEMMs (:func:`~fftconv.paths.shifted.use_shifted`) move the input
+    and the output once; gathered windows copy ``Kp`` windows of the input.
+    """
     c = config.direct
     factor = c.float64_factor if p.itemsize == 8 else 1.0
-    gathered = p.batch * p.groups * p.in_channels * p.kernel_length * p.outputs * p.itemsize
-    blocks = max(1, -(-gathered // config.memory.direct_bytes))
-    return (p.macs * c.ns_per_mac * factor + gathered * c.gather_ns_per_byte
-            + blocks * c.call_overhead_ns)
+    if use_shifted(p.groups, p.in_channels, p.out_channels):
+        rows = p.outputs + p.kernel_length - 1
+        moved = p.batch * rows * (p.in_channels + p.out_channels) * p.itemsize
+        calls = max(1, -(-moved // config.memory.direct_bytes)) * p.kernel_length
+    else:
+        moved = p.batch * p.groups * p.in_channels * p.kernel_length * p.outputs * p.itemsize
+        calls = max(1, -(-moved // config.memory.direct_bytes))
+    return (p.macs * c.ns_per_mac * factor + moved * c.gather_ns_per_byte
+            + calls * c.call_overhead_ns)
 
 
 def fft_candidates(p: Problem, config: Config) -> list[Candidate]:

@@ -155,7 +155,7 @@ class Polyphase:
         else:
             out = np.empty((b, sp, c_in, length), dtype=x.dtype)
             by_channel = out.transpose(0, 2, 1, 3)
-        _extended_phases(x, s, sp * self.first_block, by_channel)
+        extended_phases(x, s, sp * self.first_block, by_channel)
         return out.reshape(b, c_in * sp, length)
 
     def reassemble(self, y: np.ndarray, n_out: int, c_in: int) -> np.ndarray:
@@ -191,7 +191,7 @@ def polyphase(spec: ConvSpec) -> Polyphase:
     return Polyphase(spec)
 
 
-def _extended_phases(x: np.ndarray, spec: ConvSpec, start: int, out: np.ndarray) -> None:
+def extended_phases(x: np.ndarray, spec: ConvSpec, start: int, out: np.ndarray) -> None:
     """Polyphase components of the boundary-extended input, from sample `start` on.
 
     ``out[b, c, phi, t] = xe[b, c, start + phi + S*t]`` where ``xe`` is `x`

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from golden import RTOL, RTOL_TFC, array, assert_close, signalconv_cases
+from ways import WAYS, way
 
 from fftconv import SignalConv1D
 
@@ -12,7 +13,6 @@ FILE = "signalconv1d_tfc.npz"
 CASES = signalconv_cases()
 OUTPUT_CASES = [c for c in CASES if c["expected"]["outcome"] == "output"]
 ERROR_CASES = [c for c in CASES if c["expected"]["outcome"] == "error"]
-METHODS = ["direct", "fft", "auto"]
 
 
 def _layer(case: dict, **options) -> SignalConv1D:
@@ -30,23 +30,25 @@ def test_case_counts():
     assert len(ERROR_CASES) >= 30
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("how", WAYS)
 @pytest.mark.parametrize("case", OUTPUT_CASES, ids=lambda c: c["id"])
-def test_float32_matches_expected(case, method):
+def test_float32_matches_expected(case, how):
     cid = case["id"]
-    y = _layer(case, method=method)(array(FILE, f"{cid}_x"))
+    with way(how) as method:
+        y = _layer(case, method=method)(array(FILE, f"{cid}_x"))
     assert y.dtype == np.float32
     if case["expected"]["source"] == "tfc":
         assert_close(y, array(FILE, f"{cid}_y_tfc"), RTOL_TFC)
     assert_close(y, array(FILE, f"{cid}_y_ref"), RTOL[np.dtype("float32")])
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("how", WAYS)
 @pytest.mark.parametrize("case", OUTPUT_CASES, ids=lambda c: c["id"])
-def test_float64_matches_reference(case, method):
+def test_float64_matches_reference(case, how):
     cid = case["id"]
-    layer = _layer(case, method=method, dtype="float64")
-    y = layer(array(FILE, f"{cid}_x").astype(np.float64))
+    with way(how) as method:
+        layer = _layer(case, method=method, dtype="float64")
+        y = layer(array(FILE, f"{cid}_x").astype(np.float64))
     assert y.dtype == np.float64
     assert_close(y, array(FILE, f"{cid}_y_ref"), RTOL[np.dtype("float64")])
     assert layer.compute_output_shape(case["x_shape"]) == y.shape

@@ -7,6 +7,7 @@ from golden import RTOL, assert_close
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference import reference_signal_conv1d
+from ways import WAYS, way
 
 from fftconv import SignalConv1D
 from fftconv.spec import ConvSpec
@@ -36,7 +37,7 @@ def layer_cases(draw):
     batch = draw(st.integers(0, 2))
     c_in = draw(st.integers(1, 3))
     dtype = draw(st.sampled_from(["float64", "float32"]))
-    method = draw(st.sampled_from(["direct", "fft", "auto"]))
+    method = draw(st.sampled_from(WAYS))
     backend = draw(st.sampled_from(["numpy", "pyfftw"]))
     seed = draw(st.integers(0, 2**32 - 1))
     return cfg, (batch, width, c_in), dtype, method, backend, seed
@@ -45,7 +46,7 @@ def layer_cases(draw):
 @settings(max_examples=500, deadline=None)
 @given(layer_cases())
 def test_layer_matches_reference(case):
-    cfg, (batch, width, c_in), dtype, method, backend, seed = case
+    cfg, (batch, width, c_in), dtype, how, backend, seed = case
     rng = np.random.default_rng(seed)
     k, f = cfg["kernel_support"], cfg["filters"]
     c_out = c_in * f if cfg["channel_separable"] else f
@@ -54,10 +55,11 @@ def test_layer_matches_reference(case):
         x = x.transpose(0, 2, 1)
     kernel = rng.standard_normal((k, c_in, f)) / np.sqrt(k * c_in)
     bias = rng.standard_normal(c_out) if cfg["use_bias"] else None
-    layer = SignalConv1D(**cfg, kernel_parameter=kernel,
-                         bias_parameter="variable" if bias is None else bias,
-                         dtype=dtype, method=method, backend=backend)
-    y = layer(x)
+    with way(how) as method:
+        layer = SignalConv1D(**cfg, kernel_parameter=kernel,
+                             bias_parameter="variable" if bias is None else bias,
+                             dtype=dtype, method=method, backend=backend)
+        y = layer(x)
     geometry = {key: cfg[key] for key in ("corr", "strides_down", "strides_up", "padding",
                                           "extra_pad_end", "channel_separable", "data_format")}
     expected = ACTIVATIONS[cfg["activation"]](

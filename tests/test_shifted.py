@@ -1,0 +1,99 @@
+"""Direct path by shifted GEMMs: the accumulating BLAS call and the layer through it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from golden import RTOL, assert_close
+from reference import reference_signal_conv1d
+
+from fftconv import SignalConv1D
+from fftconv.paths.blas import gemm_accumulate
+from fftconv.paths.shifted import SHIFTED_MIN_CHANNELS, use_shifted
+
+RNG = np.random.default_rng(7)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_accumulate_on_row_windows(dtype):
+    big = RNG.standard_normal((40, 12)).astype(dtype)
+    a = big[3:23, 2:9]  # row stride 12 > 7 columns
+    b = RNG.standard_normal((7, 5)).astype(dtype)
+    out = np.full((30, 8), np.nan, dtype)
+    c = out[5:25, 1:6]
+    gemm_accumulate(a, b, c, beta=0.0)  # old content (NaN) never read
+    want = a.astype(np.float64) @ b
+    assert_close(c, want, RTOL[np.dtype(dtype)])
+    gemm_accumulate(a, b, c, beta=1.0)
+    assert_close(c, 2 * want, RTOL[np.dtype(dtype)])
+    assert np.isnan(out[:5]).all() and np.isnan(out[:, 6:]).all()  # nothing else written
+    gemm_accumulate(a[:0], b, c[:0], beta=1.0)  # empty: nothing to do
+
+
+@pytest.mark.parametrize(("a", "b", "c", "error", "words"), [
+    (np.ones((4, 3), np.float32), np.ones((3, 2)), np.ones((4, 2), np.float32), TypeError,
+     ["float32", "float64"]),
+    (np.ones((4, 3)), np.ones((2, 2)), np.ones((4, 2)), ValueError, ["(4, 3)", "(2, 2)"]),
+    (np.lib.stride_tricks.sliding_window_view(np.ones(10), 3), np.ones((3, 2)),
+     np.ones((8, 2)), ValueError, ["`a`", "overlap"]),
+    (np.ones((4, 6))[:, ::2], np.ones((3, 2)), np.ones((4, 2)), ValueError,
+     ["`a`", "unit column stride"]),
+])
+def test_gemm_accumulate_rejects_bad_operands(a, b, c, error, words):
+    with pytest.raises(error) as info:
+        gemm_accumulate(a, b, c, beta=1.0)
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_rule():
+    assert use_shifted(1, SHIFTED_MIN_CHANNELS, SHIFTED_MIN_CHANNELS)
+    assert not use_shifted(2, 64, 64)  # grouped: gathered windows
+    assert not use_shifted(1, SHIFTED_MIN_CHANNELS - 1, 64)
+    assert not use_shifted(1, 64, SHIFTED_MIN_CHANNELS - 1)
+
+
+@pytest.mark.parametrize("padding", ["valid", "same_zeros", "same_reflect"])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize(("strides_down", "strides_up", "corr"), [(1, 1, True), (2, 1, True),
+                                                                   (1, 2, False), (3, 2, False)])
+def test_layer_with_many_channels_uses_shifted_gemms(padding, data_format, strides_down,
+                                                     strides_up, corr):
+    c_in, filters, k, width = 12, 16, 7, 57
+    x = RNG.standard_normal((3, width, c_in))
+    if data_format == "channels_first":
+        x = x.transpose(0, 2, 1)
+    kernel = RNG.standard_normal((k, c_in, filters)) / np.sqrt(k * c_in)
+    bias = RNG.standard_normal(filters)
+    geometry = dict(corr=corr, strides_down=strides_down, strides_up=strides_up,
+                    padding=padding, data_format=data_format)
+    want = reference_signal_conv1d(x, kernel, bias, channel_separable=False,
+                                   extra_pad_end=None, **geometry)
+    for dtype in ("float64", "float32"):
+        layer = SignalConv1D(filters, k, **geometry, method="direct", dtype=dtype, use_bias=True,
+                             kernel_parameter=kernel, bias_parameter=bias)
+        y = layer(x)
+        assert y.flags.c_contiguous and y.dtype == np.dtype(dtype)
+        assert_close(y, want, RTOL[np.dtype(dtype)])
+    # 12 channels are below the threshold, but the phases make Ci = S * 12 >= 16 ...
+    plan = layer.engine.plan_for((3, c_in, width), np.dtype("float32"))
+    shifted = strides_down > 1 and strides_up * filters >= SHIFTED_MIN_CHANNELS
+    assert ("shifted GEMMs" in str(plan)) == shifted  # ... or windows are gathered
+
+
+def test_small_budget_blocks_rows():
+    c_in, filters, k = 16, 16, 5
+    x = RNG.standard_normal((2, 40, c_in))
+    kernel = RNG.standard_normal((k, c_in, filters))
+    layer = SignalConv1D(filters, k, padding="same_zeros", method="direct", use_bias=False,
+                         dtype="float64", kernel_parameter=kernel)
+    want = layer(x)
+    assert "shifted GEMMs" in str(layer.engine.plan_for((2, c_in, 40), np.dtype("float64")))
+    small = SignalConv1D.from_config(layer.get_config())
+    small.set_weights(layer.get_weights())
+    budget = small.engine.config.memory.direct_bytes
+    object.__setattr__(small.engine.config.memory, "direct_bytes", 1)  # one row per block
+    try:
+        assert_close(small(x), want, 1e-12)
+    finally:
+        object.__setattr__(small.engine.config.memory, "direct_bytes", budget)
