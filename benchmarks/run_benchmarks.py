@@ -262,24 +262,25 @@ def failure(exc: BaseException) -> Result:
 # -- fftconv -----------------------------------------------------------------
 
 
-def make_layer(wl: Workload, kernel: np.ndarray, method: str) -> fftconv.SignalConv1D:
+def make_layer(wl: Workload, kernel: np.ndarray, method: str, data_format: str,
+               ) -> fftconv.SignalConv1D:
     return fftconv.SignalConv1D(
         wl.filters, wl.kernel_support, corr=wl.corr, strides_down=wl.strides_down,
         strides_up=wl.strides_up, padding=wl.padding, channel_separable=wl.channel_separable,
-        kernel_parameter=kernel, dtype="float32", method=method, data_format="channels_first")
+        kernel_parameter=kernel, dtype="float32", method=method, data_format=data_format)
 
 
 def run_fftconv(wl: Workload, x: np.ndarray, kernel: np.ndarray, method: str,
-                repeat: int, budget_s: float) -> tuple[Any, Result]:
+                data_format: str, repeat: int, budget_s: float) -> tuple[Any, Result]:
     if method == "direct" and wl.macs > DIRECT_MAX_MACS:
         return None, Result("skipped", note=f"{wl.macs:.2e} MACs > {DIRECT_MAX_MACS:.0e}")
     try:
-        layer = make_layer(wl, kernel, method)
-        # Like torch, fftconv runs channels_first: the input is converted once,
-        # outside the timing.  The first call plans and caches the kernel
-        # spectra; later calls are timed.
-        xt = np.ascontiguousarray(x.transpose(0, 2, 1))
-        return measure(lambda: layer(xt), repeat, budget_s)
+        layer = make_layer(wl, kernel, method, data_format)
+        # A channels_first input is converted once, outside the timing.  The
+        # first call plans and caches the kernel spectra; later calls are timed.
+        if data_format == "channels_first":
+            x = np.ascontiguousarray(x.transpose(0, 2, 1))
+        return measure(lambda: layer(x), repeat, budget_s)
     except Exception as exc:  # noqa: BLE001 - any failing method shows n/a
         return None, failure(exc)
 
@@ -594,10 +595,10 @@ def gemm_bound(wl: Workload, repeat: int) -> tuple[Result, dict]:
 # -- cross-check -------------------------------------------------------------
 
 
-def as_channels_last(name: str, y: Any) -> np.ndarray:
+def as_channels_last(name: str, y: Any, data_format: str) -> np.ndarray:
     if name == "torch":
         y = y.numpy().transpose(0, 2, 1)
-    elif name in METHODS:
+    elif name in METHODS and data_format == "channels_first":
         y = y.transpose(0, 2, 1)
     return np.asarray(y)
 
@@ -627,7 +628,7 @@ def cross_check(outputs: dict[str, np.ndarray], results: dict[str, Result]) -> s
 
 
 def run_workload(wl: Workload, threads: int, repeat: int, budget_s: float,
-                 wisdom: Wisdom) -> dict:
+                 wisdom: Wisdom, data_format: str) -> dict:
     x, kernel = make_data(wl, workload_seed(wl.name))
     results: dict[str, Result] = {}
     outputs: dict[str, np.ndarray] = {}
@@ -635,11 +636,11 @@ def run_workload(wl: Workload, threads: int, repeat: int, budget_s: float,
     def keep(name: str, out: Any, result: Result) -> None:
         results[name] = result
         if out is not None:
-            outputs[name] = as_channels_last(name, out)
+            outputs[name] = as_channels_last(name, out, data_format)
         log(f"  {name:12s} {result.cell():>10s} ms  {result.note}")
 
     for method in METHODS:
-        keep(method, *run_fftconv(wl, x, kernel, method, repeat, budget_s))
+        keep(method, *run_fftconv(wl, x, kernel, method, data_format, repeat, budget_s))
 
     with scipy.fft.set_workers(threads):
         for name in ("oaconvolve", "fftconvolve"):
@@ -839,6 +840,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", default="",
                         help="comma-separated workload names (default: all): "
                              + ",".join(w.name for w in WORKLOADS))
+    parser.add_argument("--data-format", choices=("channels_last", "channels_first"),
+                        default="channels_last",
+                        help="layout of fftconv's input and output (default channels_last, "
+                             "the workloads' shapes and the layer's default); torch always "
+                             "runs channels_first")
     parser.add_argument("--repeat", type=int, default=5,
                         help="timed calls per method after the warm-up call (default 5)")
     parser.add_argument("--quick", action="store_true",
@@ -889,9 +895,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.quick:
             wl = wl.quick()
         log(f"{wl.name}: {wl.describe()}, {wl.macs:.2e} MACs")
-        rows.append(run_workload(wl, threads, args.repeat, args.budget, wisdom))
+        rows.append(run_workload(wl, threads, args.repeat, args.budget, wisdom,
+                                 args.data_format))
 
-    title = (f"SignalConv1D, float32, channels_first (fftconv and torch), times in ms "
+    title = (f"SignalConv1D, float32, fftconv {args.data_format}, torch channels_first, "
+             f"times in ms "
              f"(median of {args.repeat} calls after a warm-up), {threads} cores"
              f"{', --quick shapes' if args.quick else ''}")
     print(title)
@@ -905,6 +913,7 @@ def main(argv: list[str] | None = None) -> int:
     record = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "options": {"only": args.names, "repeat": args.repeat, "quick": args.quick,
+                    "data_format": args.data_format,
                     "wisdom": None if args.no_wisdom else str(args.wisdom),
                     "budget_s": args.budget, "direct_max_macs": DIRECT_MAX_MACS,
                     "torch_max_s": TORCH_MAX_SECONDS, "check_tolerance": CHECK_TOLERANCE},
