@@ -88,7 +88,7 @@ class Engine:
             return found
 
     def __call__(self, x: np.ndarray, kernel: Callable[[], np.ndarray],
-                 token: Hashable | None) -> np.ndarray:
+                 token: Hashable | None, time_major: bool = False) -> np.ndarray:
         """Filter `x`, without bias or activation.
 
         Parameters
@@ -100,12 +100,15 @@ class Engine:
             called when the cache has nothing for `token`.
         token : hashable or None
             Identifies the kernel's current value (None: not cacheable).
+        time_major : bool
+            Lay the result out channels last in memory (the caller's layout),
+            so that no transposing copy follows.
 
         Returns
         -------
         ndarray, shape (B, C_out, spec.output_width(W))
             Newly allocated; channels last in memory (a transposed view) when
-            the direct path ran as shifted GEMMs.
+            `time_major`.
         """
         chosen = self.plan_for(x.shape, x.dtype)
         poly = polyphase(self.spec)
@@ -122,15 +125,16 @@ class Engine:
             weights = self.spectra.get(token, ("shifted", dtype),
                                        lambda: shifted_weights(phase_kernels()))
             return layer_direct_shifted(x, poly, weights, n_out,
-                                        self.config.memory.direct_bytes)
+                                        self.config.memory.direct_bytes, time_major)
         xs = poly.phase_inputs(x, n_out)
         if chosen.path == "direct":
-            y = corr_valid_direct(xs, phase_kernels(), self.config.memory.direct_bytes)
+            y = corr_valid_direct(xs, phase_kernels(), self.config.memory.direct_bytes,
+                                  time_major)
         else:
             backend = self.backend
             spectra = self.spectra.get(
                 token, ("fft", chosen.n_fft, dtype, backend.name),
                 lambda: kernel_spectra(phase_kernels(), chosen.n_fft, backend))
             y = corr_valid_fft(xs, spectra, problem.kernel_length, chosen.n_fft,
-                               backend, self.config.memory.fft_bytes)
-        return poly.reassemble(y, n_out, x.shape[1])
+                               backend, self.config.memory.fft_bytes, time_major)
+        return poly.reassemble(y, n_out, x.shape[1], time_major)

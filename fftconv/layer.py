@@ -372,7 +372,8 @@ class SignalConv1D:
         self._output_width(x.shape[3 - self._channel_axis], "x")
         if self.data_format == "channels_last":
             x = x.transpose(0, 2, 1)
-        y = self.engine(x, lambda: self.kernel, self._kernel_token())
+        y = self.engine(x, lambda: self.kernel, self._kernel_token(),
+                        time_major=self.data_format == "channels_last")
         if self.use_bias:
             y += self.bias[:, None]
         if self.activation is not None:

@@ -31,6 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from fftconv._arrays import empty_signal
 from fftconv.spec import ConvSpec
 
 
@@ -158,7 +159,8 @@ class Polyphase:
         extended_phases(x, s, sp * self.first_block, by_channel)
         return out.reshape(b, c_in * sp, length)
 
-    def reassemble(self, y: np.ndarray, n_out: int, c_in: int) -> np.ndarray:
+    def reassemble(self, y: np.ndarray, n_out: int, c_in: int,
+                   time_major: bool = False) -> np.ndarray:
         """Interleave output phases back into the layer output.
 
         Parameters
@@ -166,6 +168,8 @@ class Polyphase:
         y : ndarray, shape (B, G*P*filters, T)
         n_out : int
         c_in : int
+        time_major : bool
+            Lay a new result out channels last in memory (a transposed view).
 
         Returns
         -------
@@ -179,7 +183,7 @@ class Polyphase:
         if p == 1:
             return y[:, :, :n_out]
         phases = y.reshape(b, groups, p, filters, t)
-        out = np.empty((b, groups, filters, t * p), dtype=y.dtype)
+        out = empty_signal((b, groups, filters, t * p), y.dtype, time_major)
         for q in range(p):  # a strided write per phase beats a 5-d transpose
             out[..., q::p] = phases[:, :, q]
         return out.reshape(b, groups * filters, t * p)[:, :, :n_out]

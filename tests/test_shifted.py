@@ -97,3 +97,23 @@ def test_small_budget_blocks_rows():
         assert_close(small(x), want, 1e-12)
     finally:
         object.__setattr__(small.engine.config.memory, "direct_bytes", budget)
+
+
+def test_scratch_buffers_are_reused_per_thread():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fftconv._scratch import release, scratch
+
+    a = scratch("test", (4, 8), np.float32)
+    b = scratch("test", (2, 3), np.float64)  # smaller: same memory
+    assert b.shape == (2, 3) and b.dtype == np.float64 and b.flags.c_contiguous
+    assert np.shares_memory(a, b)
+    c = scratch("test", (100, 8), np.float32)  # larger: a new buffer
+    assert c.shape == (100, 8) and not np.shares_memory(a, c)
+    assert not np.shares_memory(c, scratch("other", (100, 8), np.float32))
+    with ThreadPoolExecutor(1) as pool:
+        d = pool.submit(scratch, "test", (100, 8), np.float32).result()
+    assert not np.shares_memory(c, d)  # another thread, another buffer
+    release()
+    assert not np.shares_memory(c, scratch("test", (100, 8), np.float32))
+    release()

@@ -5,11 +5,14 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from fftconv._arrays import empty_signal
+
 #: Size of the gathered window matrix per block (bytes); bounds the extra memory.
 BLOCK_BYTES = 1 << 23
 
 
-def corr_valid_direct(x: np.ndarray, w: np.ndarray, block_bytes: int = BLOCK_BYTES) -> np.ndarray:
+def corr_valid_direct(x: np.ndarray, w: np.ndarray, block_bytes: int = BLOCK_BYTES,
+                      time_major: bool = False) -> np.ndarray:
     """Grouped, stride-1, valid cross-correlation computed directly.
 
     ``y[b, g*Co + o, t] = sum_{i, k} w[g, o, i, k] * x[b, g*Ci + i, t + k]``
@@ -21,6 +24,8 @@ def corr_valid_direct(x: np.ndarray, w: np.ndarray, block_bytes: int = BLOCK_BYT
     block_bytes : int
         Budget for the gathered windows of one block of outputs; the extra
         memory is about this plus the output, whatever ``L``.
+    time_major : bool
+        Lay the result out channels last in memory (a transposed view).
 
     Returns
     -------
@@ -29,7 +34,7 @@ def corr_valid_direct(x: np.ndarray, w: np.ndarray, block_bytes: int = BLOCK_BYT
     b, _, length = x.shape
     groups, c_out, c_in, kp = w.shape
     t_total = length - kp + 1
-    out = np.empty((b, groups, c_out, t_total), dtype=np.result_type(x, w))
+    out = empty_signal((b, groups, c_out, t_total), np.result_type(x, w), time_major)
     if out.size == 0:
         return out.reshape(b, groups * c_out, t_total)
     wm = w.reshape(groups, c_out, c_in * kp)

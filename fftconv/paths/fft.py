@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from fftconv._arrays import assign_signal, empty_signal
+
 #: Channel pairs (Ci * Co) from which the per-bin product uses a batched matmul
 #: instead of a broadcast multiply-accumulate.
 MATMUL_MIN_PAIRS = 32
@@ -55,7 +57,7 @@ def block_bytes(batch: int, in_channels: int, out_channels: int, n_fft: int,
 
 
 def corr_valid_fft(x: np.ndarray, spectra: np.ndarray, kp: int, n_fft: int, backend: Any,
-                   max_bytes: int = 1 << 26) -> np.ndarray:
+                   max_bytes: int = 1 << 26, time_major: bool = False) -> np.ndarray:
     """Grouped, stride-1, valid cross-correlation by overlap-save.
 
     ``y[b, g*Co + o, t] = sum_{i, k} w[g, o, i, k] * x[b, g*Ci + i, t + k]``
@@ -76,6 +78,8 @@ def corr_valid_fft(x: np.ndarray, spectra: np.ndarray, kp: int, n_fft: int, back
         ``max(max_bytes, block_bytes(...))`` plus the output, whatever ``L``.
         The block buffers stay with the backend for the next call of the same
         shape (a few shapes at most, see ``backends.MAX_BLOCK_SHAPES``).
+    time_major : bool
+        Lay the result out channels last in memory (a transposed view).
 
     Returns
     -------
@@ -86,7 +90,7 @@ def corr_valid_fft(x: np.ndarray, spectra: np.ndarray, kp: int, n_fft: int, back
     t_total = length - kp + 1
     step = n_fft - kp + 1
     n_blocks = -(-t_total // step)
-    out = np.empty((b, groups * c_out, t_total), dtype=x.dtype)
+    out = empty_signal((b, groups * c_out, t_total), x.dtype, time_major)
     if out.size == 0:
         return out
     per_block = block_bytes(b, gci, groups * c_out, n_fft, x.itemsize)
@@ -115,10 +119,10 @@ def _scatter_blocks(blocks: np.ndarray, start: int, step: int, out: np.ndarray) 
     if full:
         target = np.reshape(out[:, :, start:start + full * step],
                             out.shape[:2] + (full, step), copy=False)
-        target[...] = blocks[:, :, :full, :step]
+        assign_signal(target, blocks[:, :, :full, :step])
     rest = stop - start - full * step
     if rest:
-        out[:, :, stop - rest:stop] = blocks[:, :, full, :rest]
+        assign_signal(out[:, :, stop - rest:stop], blocks[:, :, full, :rest])
 
 
 def _gather_blocks(x: np.ndarray, first: int, step: int, seg: np.ndarray) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fftconv._scratch import scratch
 from fftconv.paths.blas import gemm_accumulate
 from fftconv.reduction import Polyphase, extended_phases
 
@@ -42,7 +43,7 @@ def shifted_weights(w: np.ndarray) -> np.ndarray:
 
 
 def layer_direct_shifted(x: np.ndarray, poly: Polyphase, weights: np.ndarray, n_out: int,
-                         block_bytes: int) -> np.ndarray:
+                         block_bytes: int, time_major: bool = False) -> np.ndarray:
     """The layer output, without bias, by shifted GEMMs.
 
     Parameters
@@ -56,21 +57,24 @@ def layer_direct_shifted(x: np.ndarray, poly: Polyphase, weights: np.ndarray, n_
         Layer outputs.
     block_bytes : int
         Budget for one block of input and output rows.
+    time_major : bool
+        Lay the result out channels last in memory (a transposed view).
 
     Returns
     -------
     ndarray, shape (B, filters, n_out)
-        A transposed view of a time-major array (channels last in memory).
-        Extra memory: the extended input and the output, whatever the budget.
+        Newly allocated.  The extended input and the output rows are per-thread
+        scratch buffers (:mod:`fftconv._scratch`) of about the size of the input
+        and the output.
     """
     b, c_in, _ = x.shape
     kp, ci, co = weights.shape
     p, s = poly.out_phases, poly.in_phases
     t = poly.phase_outputs(n_out)
     rows = t + kp - 1  # phase-input samples per batch item
-    xe = np.empty((b, rows, s, c_in), dtype=x.dtype)
+    xe = scratch("shifted.input", (b, rows, s, c_in), x.dtype)
     extended_phases(x, poly.spec, s * poly.first_block, xe.transpose(0, 3, 2, 1))
-    y = np.empty((b, rows, p, co // p), dtype=x.dtype)
+    y = scratch("shifted.output", (b, rows, p, co // p), x.dtype)
     x_rows = xe.reshape(b * rows, ci)
     y_rows = y.reshape(b * rows, co)
     total = b * rows - kp + 1  # the last kp - 1 rows are never a full window
@@ -80,4 +84,7 @@ def layer_direct_shifted(x: np.ndarray, poly: Polyphase, weights: np.ndarray, n_
         for k in range(kp):
             gemm_accumulate(x_rows[r0 + k:r1 + k], weights[k], y_rows[r0:r1],
                             beta=1.0 if k else 0.0)
-    return y.reshape(b, rows * p, co // p)[:, :n_out].transpose(0, 2, 1)
+    result = y.reshape(b, rows * p, co // p)[:, :n_out]
+    if time_major:
+        return result.copy().transpose(0, 2, 1)
+    return np.ascontiguousarray(result.transpose(0, 2, 1))
