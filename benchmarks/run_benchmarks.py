@@ -236,23 +236,48 @@ def measure(fn: Callable[[], Any], repeat: int, budget_s: float) -> tuple[Any, R
     `budget_s`, fewer calls are timed (at least one); the table marks such
     medians with ``*``.
     """
-    t0 = time.perf_counter()
-    out = fn()
-    t_first = time.perf_counter() - t0
-    runs = repeat
-    if t_first * repeat > budget_s:
-        runs = max(1, int(budget_s // max(t_first, 1e-9)))
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    ms = [t * 1e3 for t in times]
-    result = Result("ok", statistics.median(ms), ms, t_first * 1e3, min_ms=min(ms))
-    result.short = runs < repeat
-    if runs < repeat:
-        result.note = f"{runs} timed call(s) only (budget {budget_s:.0f} s)"
-    return out, result
+    return measure_interleaved({"fn": fn}, repeat, budget_s)["fn"]
+
+
+def measure_interleaved(fns: dict[str, Callable[[], Any]], repeat: int, budget_s: float,
+                        ) -> dict[str, tuple[Any, Result]]:
+    """:func:`measure` for several functions whose timed calls take turns.
+
+    After one warm-up call each, round ``i`` calls every function that still
+    has calls left, so a slow spell of a shared machine slows all of them
+    alike instead of the one being measured at the time.  A function that
+    raises shows ``n/a``.
+    """
+    outs: dict[str, Any] = {}
+    done: dict[str, tuple[Any, Result]] = {}
+    runs: dict[str, int] = {}
+    times: dict[str, list[float]] = {}
+    first: dict[str, float] = {}
+    for name, fn in fns.items():
+        try:
+            t0 = time.perf_counter()
+            outs[name] = fn()
+        except Exception as exc:  # noqa: BLE001 - any failing method shows n/a
+            done[name] = (None, failure(exc))
+            continue
+        first[name] = time.perf_counter() - t0
+        runs[name] = repeat if first[name] * repeat <= budget_s else max(
+            1, int(budget_s // max(first[name], 1e-9)))
+        times[name] = []
+    for i in range(max(runs.values(), default=0)):
+        for name in runs:
+            if i < runs[name]:
+                t0 = time.perf_counter()
+                fns[name]()
+                times[name].append(time.perf_counter() - t0)
+    for name in runs:
+        ms = [t * 1e3 for t in times[name]]
+        result = Result("ok", statistics.median(ms), ms, first[name] * 1e3, min_ms=min(ms))
+        result.short = runs[name] < repeat
+        if result.short:
+            result.note = f"{runs[name]} timed call(s) only (budget {budget_s:.0f} s)"
+        done[name] = (outs[name], result)
+    return {name: done[name] for name in fns}
 
 
 def failure(exc: BaseException) -> Result:
@@ -270,19 +295,28 @@ def make_layer(wl: Workload, kernel: np.ndarray, method: str, data_format: str,
         kernel_parameter=kernel, dtype="float32", method=method, data_format=data_format)
 
 
-def run_fftconv(wl: Workload, x: np.ndarray, kernel: np.ndarray, method: str,
-                data_format: str, repeat: int, budget_s: float) -> tuple[Any, Result]:
-    if method == "direct" and wl.macs > DIRECT_MAX_MACS:
-        return None, Result("skipped", note=f"{wl.macs:.2e} MACs > {DIRECT_MAX_MACS:.0e}")
-    try:
-        layer = make_layer(wl, kernel, method, data_format)
-        # A channels_first input is converted once, outside the timing.  The
-        # first call plans and caches the kernel spectra; later calls are timed.
-        if data_format == "channels_first":
-            x = np.ascontiguousarray(x.transpose(0, 2, 1))
-        return measure(lambda: layer(x), repeat, budget_s)
-    except Exception as exc:  # noqa: BLE001 - any failing method shows n/a
-        return None, failure(exc)
+def run_fftconv(wl: Workload, x: np.ndarray, kernel: np.ndarray, data_format: str,
+                repeat: int, budget_s: float) -> dict[str, tuple[Any, Result]]:
+    """Time every method of `METHODS`, their calls taking turns."""
+    # A channels_first input is converted once, outside the timing.  The first
+    # call of each layer plans and caches the kernel spectra; later calls are timed.
+    if data_format == "channels_first":
+        x = np.ascontiguousarray(x.transpose(0, 2, 1))
+    calls: dict[str, Callable[[], Any]] = {}
+    results: dict[str, tuple[Any, Result]] = {}
+    for method in METHODS:
+        if method == "direct" and wl.macs > DIRECT_MAX_MACS:
+            results[method] = (None, Result(
+                "skipped", note=f"{wl.macs:.2e} MACs > {DIRECT_MAX_MACS:.0e}"))
+            continue
+        try:
+            layer = make_layer(wl, kernel, method, data_format)
+        except Exception as exc:  # noqa: BLE001 - any failing method shows n/a
+            results[method] = (None, failure(exc))
+            continue
+        calls[method] = lambda layer=layer: layer(x)
+    results.update(measure_interleaved(calls, repeat, budget_s))
+    return {method: results[method] for method in METHODS}
 
 
 # -- SciPy peers -------------------------------------------------------------
@@ -639,8 +673,9 @@ def run_workload(wl: Workload, threads: int, repeat: int, budget_s: float,
             outputs[name] = as_channels_last(name, out, data_format)
         log(f"  {name:12s} {result.cell():>10s} ms  {result.note}")
 
-    for method in METHODS:
-        keep(method, *run_fftconv(wl, x, kernel, method, data_format, repeat, budget_s))
+    for method, (out, result) in run_fftconv(wl, x, kernel, data_format, repeat,
+                                             budget_s).items():
+        keep(method, out, result)
 
     with scipy.fft.set_workers(threads):
         for name in ("oaconvolve", "fftconvolve"):
