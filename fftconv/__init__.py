@@ -4,7 +4,9 @@ from fftconv.config import Config, load_config
 from fftconv.layer import SignalConv1D, signal_conv1d
 from fftconv.parameters import RDFTParameter, VariableParameter
 from fftconv.planner import Plan, plan
+from fftconv.resample import resample_poly
 from fftconv.spec import ConvSpec
+from fftconv.streaming import StreamingConv1D
 
 __all__ = [
     "Config",
@@ -12,9 +14,11 @@ __all__ = [
     "Plan",
     "RDFTParameter",
     "SignalConv1D",
+    "StreamingConv1D",
     "VariableParameter",
     "load_config",
     "plan",
+    "resample_poly",
     "signal_conv1d",
 ]
 __version__ = "0.1.0"
