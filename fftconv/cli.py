@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
+from fftconv import audio
+from fftconv.backends import BACKENDS
 from fftconv.config import load_config
 from fftconv.layer import SignalConv1D
 
@@ -31,8 +36,15 @@ def _shape(text: str) -> tuple[int, ...]:
     return shape
 
 
+class _Parser(argparse.ArgumentParser):
+    """Reports usage errors as one line, like the commands' own errors."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fftconv", description=__doc__)
+    parser = _Parser(prog="fftconv", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser(
         "plan", help="print the plan the planner picks for a layer and an input shape",
@@ -58,7 +70,56 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--output", required=True, metavar="TOML", help="file to write")
     t.add_argument("--base", metavar="TOML", help="configuration to start from")
     t.add_argument("--repeat", type=int, default=5, help="timed runs per measurement")
+    f = commands.add_parser(
+        "filter", help="convolve an audio file with an impulse response file",
+        description="Convolve INPUT with the impulse response IR and write OUTPUT (format "
+                    "from its extension), reading and writing in blocks. A mono IR filters "
+                    "every channel, an IR with the input's channel count filters each "
+                    "channel with its own, and a 4-channel IR on a stereo input is true "
+                    "stereo in the order LL, LR, RL, RR (from-to). OUTPUT is written under "
+                    "a temporary name and renamed when complete.")
+    f.add_argument("input", metavar="INPUT", help="audio file to filter (WAV, FLAC, OGG, ...)")
+    f.add_argument("ir", metavar="IR", help="impulse response file")
+    f.add_argument("output", metavar="OUTPUT", help="file to write")
+    f.add_argument("--length", choices=audio.LENGTHS, default="same",
+                   help="same: the input's length, the IR's first sample aligned with the "
+                        "input's; full: with the IR's tail (default: same)")
+    f.add_argument("--mix", type=float, default=1.0, metavar="WET",
+                   help="wet/dry mix in [0, 1]: WET*filtered + (1-WET)*input (default: 1)")
+    f.add_argument("--gain-db", type=float, default=0.0, metavar="DB",
+                   help="gain in dB applied to the mix (default: 0)")
+    f.add_argument("--normalize", type=float, metavar="DBFS",
+                   help="scale the peak to DBFS, e.g. -1 (two passes over the input)")
+    f.add_argument("--subtype", metavar="SUBTYPE",
+                   help="output sample format, e.g. FLOAT, PCM_16, PCM_24 (default: FLOAT, "
+                        "or PCM_24 where the format has no float samples)")
+    f.add_argument("--block-size", type=int, default=65536, metavar="FRAMES",
+                   help="frames read and written at a time (default: 65536)")
+    f.add_argument("--backend", choices=BACKENDS, default="auto", help="FFT backend")
+    f.add_argument("--method", choices=audio.METHODS, default="auto",
+                   help="partitioning of the streaming convolution")
+    f.add_argument("--resample", action="store_true",
+                   help="resample the IR to the input's sample rate when they differ")
+    f.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="do not show the progress bar on stderr")
     return parser
+
+
+def _filter(args: argparse.Namespace) -> int:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = audio.filter_file(
+            args.input, args.ir, args.output, length=args.length, mix=args.mix,
+            gain_db=args.gain_db, normalize=args.normalize, subtype=args.subtype,
+            block_size=args.block_size, backend=args.backend, method=args.method,
+            resample=args.resample, progress=args.progress)
+    for warning in caught:
+        print(f"fftconv filter: warning: {warning.message}", file=sys.stderr)
+    peak = f"{20 * math.log10(result.peak):+.1f} dBFS" if result.peak > 0 else "silent"
+    print(f"wrote {result.output}: {result.duration:.2f} s, {result.channels} channels, "
+          f"{result.samplerate} Hz, {result.subtype}, peak {peak}, "
+          f"{result.realtime_factor:.1f}x real time")
+    return 0
 
 
 def _tune(args: argparse.Namespace) -> int:
@@ -110,10 +171,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
-        return {"plan": _plan, "tune": _tune}[args.command](args)
+        return {"plan": _plan, "tune": _tune, "filter": _filter}[args.command](args)
     except (ValueError, TypeError, OSError) as err:
         print(f"fftconv {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"fftconv {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
