@@ -70,6 +70,8 @@ TORCH_SINGLE_CALL_SECONDS = 5.0
 TORCH_CALIBRATION_MACS = 1e9
 #: Relative tolerance of the cross-check: max|y - ref| / max|ref|.
 CHECK_TOLERANCE = 1e-4
+#: Idle seconds before every timed call (see `measure_interleaved`).
+PAUSE_S = 0.25
 #: Peers in table order.
 PEERS = ("oaconvolve", "fftconvolve", "upfirdn", "torch")
 METHODS = ("auto", "direct", "fft")
@@ -245,8 +247,10 @@ def measure_interleaved(fns: dict[str, Callable[[], Any]], repeat: int, budget_s
 
     After one warm-up call each, round ``i`` calls every function that still
     has calls left, so a slow spell of a shared machine slows all of them
-    alike instead of the one being measured at the time.  A function that
-    raises shows ``n/a``.
+    alike instead of the one being measured at the time.  Every timed call
+    follows a pause of `PAUSE_S`: worker threads that the previous call left
+    spinning (the OpenBLAS pools of NumPy and SciPy, FFTW's) would otherwise
+    compete with it for the cores.  A function that raises shows ``n/a``.
     """
     outs: dict[str, Any] = {}
     done: dict[str, tuple[Any, Result]] = {}
@@ -267,6 +271,7 @@ def measure_interleaved(fns: dict[str, Callable[[], Any]], repeat: int, budget_s
     for i in range(max(runs.values(), default=0)):
         for name in runs:
             if i < runs[name]:
+                time.sleep(PAUSE_S)
                 t0 = time.perf_counter()
                 fns[name]()
                 times[name].append(time.perf_counter() - t0)
