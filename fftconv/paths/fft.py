@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 
 from fftconv._arrays import assign_signal, empty_signal
 
@@ -134,9 +134,12 @@ def _gather_blocks(x: np.ndarray, first: int, step: int, seg: np.ndarray) -> Non
     count, n_fft = seg.shape[2], seg.shape[3]
     inside = 0 if length < n_fft else min(count, max(0, (length - n_fft) // step + 1 - first))
     if inside:
-        windows = sliding_window_view(x, n_fft, axis=-1)
-        start = first * step
-        seg[:, :, :inside] = windows[:, :, start:start + (inside - 1) * step + 1:step]
+        # The blocks as a (B, C, inside, n_fft) view of x (as sliding_window_view
+        # would give, without its per-call checks: 0.15 ms a chunk on long signals).
+        s_b, s_c, s_t = x.strides
+        blocks = as_strided(x[:, :, first * step:], (x.shape[0], x.shape[1], inside, n_fft),
+                            (s_b, s_c, step * s_t, s_t), writeable=False)
+        seg[:, :, :inside] = blocks
     # The last few blocks run past the end of the signal.
     for k in range(inside, count):
         start = (first + k) * step
