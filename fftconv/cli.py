@@ -65,8 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     t = commands.add_parser(
         "tune", help="measure the cost model on this machine and write a config file",
         description="Time FFTs, the per-bin product, a GEMM and a window gather, and write "
-                    "a TOML configuration with the measured constants (budgets and FFTW "
-                    "options are copied from the base configuration).")
+                    "a TOML configuration with the measured constants (budgets, FFTW "
+                    "options and streaming costs are copied from the base configuration).")
     t.add_argument("--output", required=True, metavar="TOML", help="file to write")
     t.add_argument("--base", metavar="TOML", help="configuration to start from")
     t.add_argument("--repeat", type=int, default=5, help="timed runs per measurement")

@@ -56,6 +56,16 @@ class MemoryLimits:
 
 
 @dataclass(frozen=True)
+class StreamingCosts:
+    """Costs of one level of a partitioned stream (ns), for choosing its layout."""
+
+    fft_ns_per_nlogn: float
+    ns_per_mac: float
+    block_overhead_ns: float
+    frame_overhead_ns: float
+
+
+@dataclass(frozen=True)
 class PyFFTWOptions:
     """FFTW planning options."""
 
@@ -72,6 +82,7 @@ class Config:
     direct: DirectCosts
     memory: MemoryLimits
     pyfftw: PyFFTWOptions
+    streaming: StreamingCosts
     source: str = "<memory>"
 
     def to_toml(self) -> str:
@@ -89,7 +100,7 @@ class Config:
 
 
 _CLASSES = {"fft": FFTCosts, "direct": DirectCosts, "memory": MemoryLimits,
-            "pyfftw": PyFFTWOptions}
+            "pyfftw": PyFFTWOptions, "streaming": StreamingCosts}
 
 
 def parse_config(data: dict[str, Any], source: str) -> Config:

@@ -67,6 +67,7 @@ import numpy as np
 from fftconv import activations
 from fftconv._arrays import as_real_array
 from fftconv.backends import BACKENDS, Backend, get_backend
+from fftconv.config import Config, StreamingCosts, load_config
 from fftconv.reduction import Polyphase, polyphase
 from fftconv.spec import ConvSpec, optional_bool, positive_int
 
@@ -86,16 +87,6 @@ LEVEL_RATIOS = (2, 4, 8, 16)
 #: Contraction work per bin (``Co * partitions * Ci * B``) from which the per-bin
 #: product is a batched matrix product rather than an element-wise multiply-and-sum.
 MATMUL_MIN_WORK = 48
-
-# Cost model of one level, in seconds (fitted to single-threaded FFTW timings
-# of 256-sample frames): per ``n log2 n`` of a real FFT row, per complex
-# multiply-add of the per-bin product, per completed block (calls, copies), and
-# per frame of a level > 0 (its input copy and share of the partial sums).
-_COST_FFT = 0.6e-9
-_COST_MAC = 0.8e-9
-_COST_BLOCK = 40e-6
-_COST_FRAME = 10e-6
-
 
 @dataclass(frozen=True)
 class _FullPolyphase(Polyphase):
@@ -132,7 +123,8 @@ class Level:
 
 def partition_levels(kernel_length: int, partition: int,
                      partitioning: str | Sequence[int], in_rows: int = 1, out_rows: int = 1,
-                     pairs: int = 1) -> tuple[Level, ...]:
+                     pairs: int = 1, costs: StreamingCosts | None = None,
+                     ) -> tuple[Level, ...]:
     """Split ``kernel_length`` taps into levels of partitions.
 
     ``'uniform'`` is one level of ``ceil(kernel_length / partition)`` partitions.
@@ -156,6 +148,9 @@ def partition_levels(kernel_length: int, partition: int,
         Transforms per block forward (``G*Ci``) and inverse (``G*Co``).
     pairs : int
         Complex products per bin and partition (``G*Co*Ci``).
+    costs : StreamingCosts or None
+        The cost model (``[streaming]`` of the configuration); None: the default
+        configuration's.
 
     Returns
     -------
@@ -166,8 +161,9 @@ def partition_levels(kernel_length: int, partition: int,
         return _levels((partition,), kernel_length, partition)
     if not isinstance(partitioning, str):
         return _levels(tuple(partitioning), kernel_length, partition)
+    costs = load_config().streaming if costs is None else costs
     best = _levels((partition,), kernel_length, partition)
-    best_cost = _layout_cost(best, partition, in_rows, out_rows, pairs)
+    best_cost = _layout_cost(best, partition, in_rows, out_rows, pairs, costs)
     for ratio in LEVEL_RATIOS:
         sizes = [partition]
         while sizes[-1] * ratio <= partition * MAX_LEVEL_RATIO:
@@ -175,7 +171,7 @@ def partition_levels(kernel_length: int, partition: int,
             layout = _levels(tuple(sizes), kernel_length, partition)
             if len(layout) < len(sizes):
                 break  # the kernel ends before the new size: same as the last layout
-            cost = _layout_cost(layout, partition, in_rows, out_rows, pairs)
+            cost = _layout_cost(layout, partition, in_rows, out_rows, pairs, costs)
             if cost < best_cost:
                 best, best_cost = layout, cost
     return best
@@ -199,16 +195,17 @@ def _levels(sizes: tuple[int, ...], kernel_length: int, partition: int) -> tuple
 
 
 def _layout_cost(levels: Sequence[Level], partition: int, in_rows: int, out_rows: int,
-                 pairs: int) -> float:
-    """Modelled seconds per phase-input sample of a layout."""
+                 pairs: int, costs: StreamingCosts) -> float:
+    """Modelled ns per phase-input sample of a layout."""
     total = 0.0
     for level in levels:
         n = 2 * level.size
-        block = (_COST_FFT * n * math.log2(n) * (in_rows + out_rows)
-                 + _COST_MAC * level.count * (level.size + 1) * pairs + _COST_BLOCK)
+        block = (costs.fft_ns_per_nlogn * n * math.log2(n) * (in_rows + out_rows)
+                 + costs.ns_per_mac * level.count * (level.size + 1) * pairs
+                 + costs.block_overhead_ns)
         total += block / level.size
         if level.size > partition:
-            total += _COST_FRAME / partition
+            total += costs.frame_overhead_ns / partition
     return total
 
 
@@ -406,6 +403,9 @@ class StreamingConv1D:
         Computation and output dtype.
     backend : {'auto', 'numpy', 'pyfftw'}
         FFT backend (single-threaded: a stream's transforms are small).
+    config : Config, path or None
+        Configuration whose ``[streaming]`` costs choose a non-uniform layout
+        (see :func:`fftconv.load_config`; None: ``FFTCONV_CONFIG`` or the default).
 
     Notes
     -----
@@ -436,6 +436,7 @@ class StreamingConv1D:
         partitioning: str | Sequence[int] = "uniform",
         dtype: Any = "float32",
         backend: str = "auto",
+        config: Config | str | None = None,
     ) -> None:
         self._dtype = _check_dtype(dtype)
         kernel = as_real_array(kernel, "kernel", np.float64)
@@ -488,7 +489,8 @@ class StreamingConv1D:
         groups, co, ci, _ = w.shape
         self._groups, self._phase_out = groups, co
         self._levels = partition_levels(kp, self._partition, partitioning,
-                                        groups * ci, groups * co, groups * co * ci)
+                                        groups * ci, groups * co, groups * co * ci,
+                                        load_config(config).streaming)
         self._by_bin = [_product_by_bin(level, self._partition, co, ci)
                         for level in self._levels]
         self._spectra = [self._level_spectra(w[..., ::-1], level, by_bin)

@@ -45,7 +45,7 @@ def measure_config(base: Config, repeat: int = 5, log: Callable[[str], None] = p
 
     Times block FFTs of several lengths through the configured backend, the
     per-bin complex product, a float32 GEMM and a window gather.  Memory
-    budgets and FFTW options are kept from `base`.
+    budgets, FFTW options and the streaming costs are kept from `base`.
     """
     threads = base.pyfftw.threads or None
     backend = get_backend("auto", threads=threads, planner_effort=base.pyfftw.planner_effort,

@@ -304,3 +304,19 @@ def test_bad_blocks():
     stream.process(np.ones((2, 5, 2)))
     with pytest.raises(ValueError, match="batch"):
         stream.process(np.ones((5, 2)))
+
+
+def test_layout_costs_come_from_the_config():
+    import dataclasses
+
+    from fftconv.config import load_config
+
+    default = load_config()
+    assert len(partition_levels(96000, 256, "non-uniform")) > 1
+    # Larger blocks save per-bin products: when those are free, uniform wins.
+    free_products = dataclasses.replace(default.streaming, ns_per_mac=1e-6)
+    assert len(partition_levels(96000, 256, "non-uniform", costs=free_products)) == 1
+    config = dataclasses.replace(default, streaming=free_products)
+    stream = StreamingConv1D(np.ones((96000, 1, 1)), partition=256,
+                             partitioning="non-uniform", config=config)
+    assert len(stream.levels) == 1
