@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import soundfile
 
+from fftconv._arrays import finite_float
 from fftconv.engine import check_backend
 from fftconv.resample import resample_poly
 
@@ -195,10 +196,10 @@ def filter_file(
     """
     started = time.perf_counter()
     length = _choice(length, "length", LENGTHS)
-    mix = _real(mix, "mix", 0.0, 1.0)
-    gain_db = _real(gain_db, "gain_db")
+    mix = _in_range(mix, "mix", 0.0, 1.0)
+    gain_db = finite_float(gain_db, "gain_db")
     if normalize is not None:
-        normalize = _real(normalize, "normalize")
+        normalize = finite_float(normalize, "normalize")
         if gain_db != 0.0:
             raise ValueError("`gain_db` and `normalize` cannot be combined: normalize sets "
                              f"the gain, got gain_db={gain_db!r}, normalize={normalize!r}.")
@@ -520,14 +521,10 @@ def _choice(value: Any, name: str, allowed: tuple[str, ...]) -> str:
     return str(value)
 
 
-def _real(value: Any, name: str, low: float | None = None, high: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"`{name}` must be a real number, got {value!r}.")
-    value = float(value)
-    bounded = low is not None and high is not None
-    if not math.isfinite(value) or (bounded and not low <= value <= high):
-        allowed = f"in [{low}, {high}]" if bounded else "finite"
-        raise ValueError(f"`{name}` must be {allowed}, got {value!r}.")
+def _in_range(value: Any, name: str, low: float, high: float) -> float:
+    value = finite_float(value, name)
+    if not low <= value <= high:
+        raise ValueError(f"`{name}` must be in [{low}, {high}], got {value!r}.")
     return value
 
 

@@ -66,8 +66,9 @@ import numpy as np
 
 from fftconv import activations
 from fftconv._arrays import as_real_array
-from fftconv.backends import BACKENDS, Backend, get_backend
+from fftconv.backends import Backend, get_backend
 from fftconv.config import Config, StreamingCosts, load_config
+from fftconv.engine import check_backend
 from fftconv.reduction import Polyphase, polyphase
 from fftconv.spec import ConvSpec, optional_bool, positive_int
 
@@ -471,9 +472,7 @@ class StreamingConv1D:
         partitioning = _check_partitioning(partitioning)
         if partition is None and not isinstance(partitioning, str):
             partition = partitioning[0]
-        if backend not in BACKENDS:
-            raise ValueError(f"`backend` must be one of {BACKENDS}, got {backend!r}.")
-        self._backend = get_backend(backend, threads=1)
+        self._backend = get_backend(check_backend(backend), threads=1)
 
         poly = _FullPolyphase(spec) if padding == "full" else polyphase(spec)
         self._out_phases, self._in_phases = poly.out_phases, poly.in_phases
