@@ -10,7 +10,7 @@ import numpy as np
 
 
 def as_real_array(value: Any, argument: str, dtype: Any, kinds: str = "biuf") -> np.ndarray:
-    """Convert `value` to an array of `dtype`, accepting data of the dtype `kinds`.
+    """Convert `value` to an array of `dtype` (None: its own), accepting data of the `kinds`.
 
     The default accepts bool, integer and float data.
 
@@ -21,12 +21,37 @@ def as_real_array(value: Any, argument: str, dtype: Any, kinds: str = "biuf") ->
     """
     try:
         array = np.asarray(value)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"`{argument}` must be a real numeric array: {err}") from None
+    except (TypeError, ValueError):
+        raise TypeError(f"`{argument}` must be a rectangular array of real numbers; got a "
+                        f"ragged or irregular {type(value).__name__} (nested sequences of "
+                        f"unequal lengths?).") from None
     if array.dtype.kind not in kinds:
         raise TypeError(f"`{argument}` must hold real numbers (dtype kinds {kinds!r}), "
                         f"got dtype {array.dtype}.")
-    return array.astype(dtype, copy=False)
+    return array if dtype is None else array.astype(dtype, copy=False)
+
+
+#: The computation dtypes.
+FLOAT_DTYPES = ("float32", "float64")
+
+
+def float_dtype(dtype: Any) -> np.dtype:
+    """`dtype` as float32 or float64: anything :class:`numpy.dtype` reads as one of them.
+
+    Raises
+    ------
+    TypeError
+        If `dtype` is not a dtype; ValueError if it is another one.
+    """
+    try:
+        result = None if dtype is None else np.dtype(dtype)
+    except TypeError:
+        result = None
+    if result is None or result.name not in FLOAT_DTYPES:
+        error = TypeError if result is None else ValueError
+        raise error(f"`dtype` must be float32 or float64 (a name such as 'float64' or 'f8', "
+                    f"or numpy.float64), got {dtype!r}.")
+    return np.dtype(result.name)  # native byte order
 
 
 def check_dtype(dtype: Any, kinds: str) -> np.dtype:

@@ -14,7 +14,7 @@ from fftconv.paths.direct import corr_valid_direct
 from fftconv.paths.fft import corr_valid_fft, kernel_spectra
 from fftconv.paths.shifted import layer_direct_shifted, shifted_weights, use_shifted
 from fftconv.planner import Plan, plan
-from fftconv.reduction import polyphase
+from fftconv.reduction import check_fits, polyphase
 from fftconv.spec import ConvSpec
 from fftconv.spectra import SpectrumCache
 
@@ -75,11 +75,19 @@ class Engine:
                            planning_timelimit=options.planning_timelimit)
 
     def plan_for(self, input_shape: tuple[int, int, int], dtype: np.dtype) -> Plan:
-        """The plan for inputs ``(B, C_in, W)`` of `dtype`, computed once per shape."""
+        """The plan for inputs ``(B, C_in, W)`` of `dtype`, computed once per shape.
+
+        Raises
+        ------
+        ValueError
+            If the call's arrays could not fit in memory (see
+            :func:`fftconv.reduction.check_fits`).
+        """
         key = (tuple(input_shape), np.dtype(dtype).str)
         with self._lock:
             found = self._plans.get(key)
             if found is None:
+                check_fits(self.spec, key[0], self.filters, np.dtype(dtype).itemsize)
                 found = plan(self.spec, key[0], np.dtype(dtype), self.backend.name,
                              self.config, filters=self.filters, method=self.method,
                              threads=self.backend.threads)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from fftconv import activations, initializers, regularizers
-from fftconv._arrays import as_real_array
+from fftconv._arrays import as_real_array, float_dtype
 from fftconv.config import Config
 from fftconv.engine import Engine, check_backend, check_method
 from fftconv.parameters import (
@@ -19,7 +20,6 @@ from fftconv.parameters import (
 )
 from fftconv.spec import ConvSpec, data_format_name, positive_int
 
-DTYPES = ("float32", "float64")
 _PARAMETERS = (RDFTParameter, VariableParameter)
 
 
@@ -71,7 +71,8 @@ class SignalConv1D:
     kernel_regularizer, bias_regularizer : None, str, dict or callable
         Their values are listed in :attr:`losses`.
     dtype : {'float32', 'float64'}
-        Computation dtype; inputs are converted to it.
+        Computation dtype, anything :class:`numpy.dtype` reads as one of these
+        (``'f8'``, ``numpy.float64``, ...); inputs are converted to it.
     method : {'auto', 'direct', 'fft'}
         Execution path; 'auto' lets the planner choose per input shape.
     backend : {'auto', 'numpy', 'pyfftw'}
@@ -112,9 +113,7 @@ class SignalConv1D:
         name: str | None = None,
         trainable: bool = True,
     ) -> None:
-        if dtype not in DTYPES:
-            raise ValueError(f"`dtype` must be one of {DTYPES}, got {dtype!r}.")
-        self.dtype = np.dtype(dtype)
+        self.dtype = float_dtype(dtype)
         self.filters = positive_int(filters, "filters")
         self.spec = ConvSpec.from_arguments(
             kernel_support, corr, strides_down, strides_up, padding, extra_pad_end,
@@ -139,6 +138,8 @@ class SignalConv1D:
         self.name = "signal_conv1d" if name is None else str(name)
         self.trainable = bool(trainable)
         self.input_channels: int | None = None
+        # Building creates random parameters: it must happen once, whoever calls first.
+        self._build_lock = threading.RLock()
 
     # -- arguments ---------------------------------------------------------
 
@@ -212,6 +213,10 @@ class SignalConv1D:
         if c_in is None or c_in < 1:
             raise ValueError(f"`input_shape` must have a defined channel dimension >= 1 "
                              f"(axis {self._channel_axis} for {self.data_format}), got {shape}.")
+        with self._build_lock:
+            self._build(c_in)
+
+    def _build(self, c_in: int) -> None:
         kernel_shape = (self.kernel_support, c_in, self.filters)
         self.kernel_parameter = self._built_parameter(
             self.kernel_parameter, "kernel_parameter", kernel_shape, self.kernel_initializer,
@@ -231,8 +236,9 @@ class SignalConv1D:
             return VariableParameter(init, name=name, dtype=self.dtype)
         actual = np.shape(value() if callable(value) else value)
         if actual != shape:
-            raise ValueError(f"`{argument}` must have shape {shape} for this layer and input, "
-                             f"got {actual}.")
+            layout = " (kernel_support, C_in, filters)" if name == "kernel" else ""
+            raise ValueError(f"`{argument}` must have shape {shape}{layout} for this layer and "
+                             f"input, got {actual}.{_TORCH_HINT if name == 'kernel' else ''}")
         return value
 
     # -- parameters ----------------------------------------------------------
@@ -360,10 +366,11 @@ class SignalConv1D:
         """
         x = as_real_array(x, "x", self.dtype)
         if x.ndim != 3:
-            raise ValueError(f"`x` must have rank 3 (batch, width, channels) or "
-                             f"(batch, channels, width), got shape {x.shape}.")
+            raise ValueError(_rank_message(x.shape, self.data_format))
         if not self.built:
-            self.build(x.shape)
+            with self._build_lock:
+                if not self.built:  # another thread may have built it meanwhile
+                    self.build(x.shape)
         c_in = x.shape[self._channel_axis]
         if c_in != self.input_channels:
             raise ValueError(f"`x` must have {self.input_channels} channels (axis "
@@ -437,6 +444,9 @@ def signal_conv1d(x: Any, kernel: Any, bias: Any = None, **options: Any) -> np.n
     ----------
     x : array_like, shape (batch, width, C_in) or (batch, C_in, width)
     kernel : array_like, shape (K, C_in, filters)
+        tfc's layout, taps first.  A ``torch.nn.Conv1d`` weight ``w`` of shape
+        ``(C_out, C_in, K)`` is ``w.transpose(2, 1, 0)`` here, with ``corr=True``;
+        nothing can tell the two layouts apart when the sizes happen to fit.
     bias : array_like, shape (C_out,), optional
     **options
         Any other `SignalConv1D` argument (`corr`, `strides_down`, `padding`,
@@ -452,17 +462,46 @@ def signal_conv1d(x: Any, kernel: Any, bias: Any = None, **options: Any) -> np.n
         if argument in options:
             raise TypeError(f"signal_conv1d() takes `{argument}` from `kernel`/`bias`; "
                             f"do not pass it.")
-    kernel = np.asarray(kernel)
+    x = as_real_array(x, "x", None)
+    kernel = as_real_array(kernel, "kernel", None)
     if kernel.ndim != 3:
-        raise ValueError(f"`kernel` must have shape (K, C_in, filters), got {kernel.shape}.")
+        raise ValueError(f"`kernel` must have shape (K, C_in, filters), got {kernel.shape}."
+                         f"{_TORCH_HINT}")
+    if x.ndim == 3:
+        data_format = data_format_name(options.get("data_format", "channels_last"))
+        c_in = x.shape[1 if data_format == "channels_first" else 2]
+        if c_in != kernel.shape[1]:
+            raise ValueError(f"`kernel` must have shape (K, C_in, filters) with C_in = {c_in}, "
+                             f"the channels of `x` {x.shape}, got {kernel.shape}.{_TORCH_HINT}")
     if "dtype" not in options:
-        wide = np.float64 in (np.asarray(x).dtype, kernel.dtype)
+        wide = np.float64 in (x.dtype, kernel.dtype)
         options["dtype"] = "float64" if wide else "float32"
     layer = SignalConv1D(
         filters=kernel.shape[2], kernel_support=kernel.shape[0], kernel_parameter=kernel,
         use_bias=bias is not None, bias_parameter="variable" if bias is None else bias,
         **options)
     return layer(x)
+
+
+_TORCH_HINT = (" A torch.nn.Conv1d weight (C_out, C_in, K) is w.transpose(2, 1, 0) in this "
+               "layout, with corr=True (torch correlates).")
+
+
+def _rank_message(shape: tuple[int, ...], data_format: str) -> str:
+    """The error for an input of the wrong rank, showing the reshape that fixes it."""
+    first = data_format == "channels_first"
+    layout = "(batch, channels, width)" if first else "(batch, width, channels)"
+    message = f"`x` must have rank 3, {layout} for data_format={data_format!r}, got shape {shape}."
+
+    if len(shape) == 1:
+        message += (f" For one signal of {shape[0]} samples pass "
+                    f"{'x[None, None, :]' if first else 'x[None, :, None]'} (batch 1, one "
+                    f"channel), or use fftconv.convolve for scipy-style 1-D convolution.")
+    elif len(shape) == 2:
+        message += (f" For a batch of one-channel signals pass "
+                    f"{'x[:, None, :]' if first else 'x[:, :, None]'}; for one "
+                    f"multi-channel signal, x[None].")
+    return message
 
 
 def _check_shape(shape: Any, argument: str) -> tuple[int | None, ...]:

@@ -24,6 +24,8 @@ computed and no zero that ``strides_up`` inserts is multiplied.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache, cached_property
 from math import gcd
@@ -78,18 +80,21 @@ class Polyphase:
 
     @cached_property
     def _taps(self) -> _TapMap:
+        # Tap j of output phase q reads xu[q*D + a + j], a nonzero only when U divides it.
+        # With g = gcd(U, D) that needs g | (a + j), and then q*S = -(a + j)/g (mod P)
+        # has exactly one solution q < P: each tap serves one phase, so this costs O(K)
+        # whatever the strides.
         s = self.spec
-        u, d = s.strides_up, s.strides_down
-        j = np.arange(s.kernel_support)
-        parts = []
-        for q in range(self.out_phases):
-            m0 = q * d + self.offset + j
-            hit = m0 % u == 0
-            i0 = m0[hit] // u
-            parts.append((np.full(i0.shape, q), i0 % self.in_phases, i0 // self.in_phases, j[hit]))
-        q, phi, k, taps = (np.concatenate(v) for v in zip(*parts, strict=True))
+        g = gcd(s.strides_up, s.strides_down)
+        p, sp = self.out_phases, self.in_phases
+        j = np.arange(s.kernel_support, dtype=np.int64)
+        shifted = self.offset + j
+        j, r = j[shifted % g == 0], shifted[shifted % g == 0] // g
+        q = (-r * pow(sp, -1, p)) % p if p > 1 else np.zeros_like(r)
+        i0 = (q * sp + r) // p  # (q*D + a + j) / U, exact
+        k = i0 // sp
         first = int(k.min())
-        return _TapMap(q, phi, k - first, taps, first)
+        return _TapMap(q, i0 % sp, k - first, j, first)
 
     @property
     def first_block(self) -> int:
@@ -184,9 +189,84 @@ class Polyphase:
             return y[:, :, :n_out]
         phases = y.reshape(b, groups, p, filters, t)
         out = empty_signal((b, groups, filters, t * p), y.dtype, time_major)
-        for q in range(p):  # a strided write per phase beats a 5-d transpose
-            out[..., q::p] = phases[:, :, q]
+        if p <= FEW_PHASES:  # a strided write per phase beats a 5-d transpose
+            for q in range(p):
+                out[..., q::p] = phases[:, :, q]
+        else:
+            out.reshape(b, groups, filters, t, p, copy=False)[...] = phases.transpose(
+                0, 1, 3, 4, 2)
         return out.reshape(b, groups * filters, t * p)[:, :, :n_out]
+
+
+def check_fits(spec: ConvSpec, input_shape: tuple[int, int, int], filters: int,
+               itemsize: int, memory: int | None = None) -> None:
+    """Refuse at once a call whose arrays could not fit in memory.
+
+    Counts the output, the phase kernels ``(P, S, Kp, C_in, filters)`` and the
+    phase inputs ``(B, S*C_in, T + Kp - 1)`` (about the input, or less).
+
+    Parameters
+    ----------
+    spec : ConvSpec
+    input_shape : tuple of int
+        ``(B, C_in, W)``, with ``spec.output_width(W) >= 1``.
+    filters : int
+    itemsize : int
+        Bytes per sample (4 or 8).
+    memory : int or None
+        Bytes available; None means this machine's physical memory (no check
+        where the platform does not report it).
+
+    Raises
+    ------
+    ValueError
+        Naming the strides and the input width, and the size needed.
+    """
+    memory = physical_memory() if memory is None else memory
+    if memory is None:
+        return
+    width = input_shape[2]
+    for size, what in _array_sizes(spec, input_shape, filters, itemsize):
+        if size > memory:
+            raise ValueError(
+                f"strides_up={spec.strides_up}, strides_down={spec.strides_down} and "
+                f"kernel_support={spec.kernel_support} on an input of width {width}: {what} "
+                f"would need {_gib(size)}, more than this machine's memory ({_gib(memory)}).")
+
+
+def _array_sizes(spec: ConvSpec, input_shape: tuple[int, int, int], filters: int,
+                 itemsize: int) -> Iterator[tuple[int, str]]:
+    """Bytes of the large arrays of a call, and what they are, cheapest to compute first."""
+    b, c_in, width = input_shape
+    poly = polyphase(spec)
+    p, sp = poly.out_phases, poly.in_phases
+    n_out = spec.output_width(width)
+    c_out = c_in * filters if spec.channel_separable else filters
+    yield (b * c_out * n_out * itemsize,
+           f"the output, shape (batch, channels, width) = {(b, c_out, n_out)},")
+    # A lower bound (Kp >= 1) first, so that huge phase counts never reach the tap arithmetic.
+    yield p * sp * c_in * filters * itemsize, f"the phase kernels ({p} x {sp} phases)"
+    kp = poly.phase_kernel_length
+    yield (p * sp * kp * c_in * filters * itemsize,
+           f"the phase kernels ({p} x {sp} phases of {kp} taps)")
+    length = poly.phase_outputs(n_out) + kp - 1
+    yield b * sp * c_in * length * itemsize, f"the phase inputs ({sp} phases of {length} samples)"
+
+
+def physical_memory() -> int | None:
+    """This machine's physical memory in bytes, or None where it is not reported."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _gib(size: int) -> str:
+    return f"{size / 2**30:.3g} GiB"
+
+
+#: Output phases up to which :meth:`Polyphase.reassemble` writes phase by phase.
+FEW_PHASES = 16
 
 
 @cache
@@ -226,14 +306,9 @@ def extended_phases(x: np.ndarray, spec: ConvSpec, start: int, out: np.ndarray) 
         block = xe[:, :, begin:begin + sp * (inner_hi - inner_lo)]
         out[:, :, :, inner_lo:inner_hi] = block.reshape(
             block.shape[:2] + (inner_hi - inner_lo, sp)).transpose(0, 1, 3, 2)
-    # The edges, phase by phase (at most a kernel's length).
-    for phi in range(sp):
-        first = start + phi  # index in xe of out[..., phi, 0]
-        lo = max(0, -(first // sp)) if first < 0 else 0
-        hi = max(lo, min(length, -(-(size - first) // sp)))
-        out[:, :, phi, :lo] = 0
-        out[:, :, phi, hi:] = 0
-        for a, b in ((lo, min(hi, inner_lo)), (max(lo, inner_hi), hi)):
-            if b > a:
-                begin = first + sp * a
-                out[:, :, phi, a:b] = xe[:, :, begin:begin + sp * (b - a - 1) + 1:sp]
+    # The edge samples (at most a kernel's length of them per phase), all phases at once.
+    edge = np.r_[0:inner_lo, inner_hi:length]
+    if edge.size:
+        where = start + np.arange(sp)[:, None] + sp * edge  # (S, edges) indices into xe
+        inside = (where >= 0) & (where < size)
+        out[:, :, :, edge] = np.where(inside, xe[:, :, np.clip(where, 0, size - 1)], 0)

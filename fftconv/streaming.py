@@ -65,7 +65,7 @@ from typing import Any
 import numpy as np
 
 from fftconv import activations
-from fftconv._arrays import as_real_array
+from fftconv._arrays import as_real_array, float_dtype
 from fftconv.backends import Backend, get_backend
 from fftconv.config import Config, StreamingCosts, load_config
 from fftconv.engine import check_backend
@@ -74,7 +74,6 @@ from fftconv.spec import ConvSpec, optional_bool, positive_int
 
 PADDINGS = ("valid", "same_zeros", "full")
 PARTITIONINGS = ("uniform", "non-uniform")
-DTYPES = ("float32", "float64")
 
 #: Default partition (phase-input samples) for long kernels ...
 DEFAULT_PARTITION = 1024
@@ -439,7 +438,7 @@ class StreamingConv1D:
         backend: str = "auto",
         config: Config | str | None = None,
     ) -> None:
-        self._dtype = _check_dtype(dtype)
+        self._dtype = float_dtype(dtype)
         kernel = as_real_array(kernel, "kernel", np.float64)
         if kernel.ndim != 3 or 0 in kernel.shape:
             raise ValueError(f"`kernel` must have shape (K, C_in, filters) with every "
@@ -821,16 +820,6 @@ class StreamingConv1D:
         if self._activation is not None:
             out = np.asarray(self._activation(out), dtype=self._dtype)
         return out[0] if self._ndim == 2 else out
-
-
-def _check_dtype(dtype: Any) -> np.dtype:
-    try:
-        resolved = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"`dtype` must be one of {DTYPES}, got {dtype!r}.") from None
-    if resolved.name not in DTYPES:
-        raise ValueError(f"`dtype` must be one of {DTYPES}, got {dtype!r}.")
-    return resolved
 
 
 def _check_partitioning(value: Any) -> str | tuple[int, ...]:

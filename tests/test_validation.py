@@ -168,5 +168,5 @@ def test_signal_conv1d_validation():
         signal_conv1d(X, np.ones((3, 3)))
     with pytest.raises(TypeError, match="`filters`"):
         signal_conv1d(X, np.ones((3, 3, 1)), filters=1)
-    with pytest.raises(ValueError, match="`kernel_parameter` must have shape"):
+    with pytest.raises(ValueError, match=r"`kernel` must have shape .*C_in = 3.*transpose"):
         signal_conv1d(X, np.ones((3, 2, 1)))
