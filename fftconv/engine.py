@@ -8,31 +8,15 @@ from functools import cached_property
 
 import numpy as np
 
-from fftconv.backends import BACKENDS, Backend, get_backend
+from fftconv.backends import Backend, check_backend, get_backend
 from fftconv.config import Config, load_config
 from fftconv.paths.direct import corr_valid_direct
 from fftconv.paths.fft import corr_valid_fft, kernel_spectra
 from fftconv.paths.shifted import layer_direct_shifted, shifted_weights, use_shifted
-from fftconv.planner import Plan, plan
+from fftconv.planner import Plan, check_method, plan
 from fftconv.reduction import check_fits, polyphase
 from fftconv.spec import ConvSpec
 from fftconv.spectra import SpectrumCache
-
-METHODS = ("auto", "direct", "fft")
-
-
-def check_method(method: object) -> str:
-    """Validate the `method` engine option."""
-    if method not in METHODS:
-        raise ValueError(f"`method` must be one of {METHODS}, got {method!r}.")
-    return str(method)
-
-
-def check_backend(backend: object) -> str:
-    """Validate the `backend` engine option."""
-    if backend not in BACKENDS:
-        raise ValueError(f"`backend` must be one of {BACKENDS}, got {backend!r}.")
-    return str(backend)
 
 
 class Engine:
@@ -72,7 +56,8 @@ class Engine:
         options = self.config.pyfftw
         return get_backend(self.backend_name, threads=options.threads or None,
                            planner_effort=options.planner_effort,
-                           planning_timelimit=options.planning_timelimit)
+                           planning_timelimit=options.planning_timelimit,
+                           save_wisdom=options.save_wisdom)
 
     def plan_for(self, input_shape: tuple[int, int, int], dtype: np.dtype) -> Plan:
         """The plan for inputs ``(B, C_in, W)`` of `dtype`, computed once per shape.

@@ -337,20 +337,10 @@ class SignalConv1D:
         c_out = None if c_in is None else self._output_channels(c_in)
         width = shape[3 - self._channel_axis]
         if width is not None:
-            width = self._output_width(width, "input_shape")
+            width = self.spec.checked_output_width(width, "input_shape")
         if self.data_format == "channels_first":
             return (shape[0], c_out, width)
         return (shape[0], width, c_out)
-
-    def _output_width(self, width: int, argument: str) -> int:
-        n_out = self.spec.output_width(width)
-        if width < 1 or n_out < 1:
-            raise ValueError(
-                f"`{argument}` width {width} is too short: padding={self.padding!r} with "
-                f"kernel_support={self.kernel_support}, strides_up={self.strides_up}, "
-                f"extra_pad_end={self.extra_pad_end} needs at least "
-                f"{self.spec.min_input_width()} samples.")
-        return n_out
 
     def __call__(self, x: Any) -> np.ndarray:
         """Apply the layer.
@@ -376,7 +366,7 @@ class SignalConv1D:
             raise ValueError(f"`x` must have {self.input_channels} channels (axis "
                              f"{self._channel_axis}, {self.data_format}) as when the layer was "
                              f"built, got shape {x.shape}.")
-        self._output_width(x.shape[3 - self._channel_axis], "x")
+        self.spec.checked_output_width(x.shape[3 - self._channel_axis], "x")
         if self.data_format == "channels_last":
             x = x.transpose(0, 2, 1)
         y = self.engine(x, lambda: self.kernel, self._kernel_token(),

@@ -7,20 +7,35 @@ candidate's estimated cost, so a choice can be explained.
 
 from __future__ import annotations
 
+import numbers
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from math import log2
 
 import numpy as np
 
-from fftconv.config import Config
+from fftconv._arrays import float_dtype
+from fftconv.backends import check_backend
+from fftconv.config import Config, load_config
 from fftconv.paths.fft import MATMUL_MIN_PAIRS
 from fftconv.paths.shifted import use_shifted
 from fftconv.reduction import polyphase
-from fftconv.spec import ConvSpec
+from fftconv.spec import ConvSpec, positive_int
 
 #: How many FFT lengths a plan lists besides the winner.
 LISTED_FFT_CANDIDATES = 4
+
+#: The `method` values :func:`plan` takes.
+METHODS = ("auto", "direct", "fft")
+
+
+def check_method(method: object) -> str:
+    """Validate the `method` engine option."""
+    if method not in METHODS:
+        raise ValueError(f"`method` must be one of {METHODS}, got {method!r}.")
+    return str(method)
 
 
 @dataclass(frozen=True)
@@ -109,29 +124,57 @@ def problem_for(spec: ConvSpec, input_shape: tuple[int, int, int], filters: int,
                    outputs=poly.phase_outputs(n_out), itemsize=itemsize)
 
 
-def plan(spec: ConvSpec, input_shape: tuple[int, int, int], dtype: np.dtype, backend: str,
-         config: Config, *, filters: int, method: str = "auto", threads: int = 1) -> Plan:
+def plan(spec: ConvSpec, input_shape: Sequence[int], dtype: np.dtype | str, backend: str,
+         config: Config | str | os.PathLike | None, *, filters: int, method: str = "auto",
+         threads: int = 1) -> Plan:
     """Plan a layer on inputs of `input_shape`.
 
     Parameters
     ----------
     spec : ConvSpec
-    input_shape : (B, C_in, W)
-        Channels first.
+    input_shape : sequence of 3 int, (B, C_in, W)
+        Channels first; ``B >= 0`` (an empty batch is planned like the layer
+        runs it), ``C_in >= 1`` and ``W >= spec.min_input_width()``.
     dtype : float32 or float64
-    backend : str
+    backend : {'auto', 'numpy', 'pyfftw'}
         Name of the FFT backend (recorded in the plan).
-    config : Config
+    config : Config, path or None
+        Cost model, resolved by :func:`fftconv.config.load_config` (None: the
+        ``FFTCONV_CONFIG`` file or the default).
     filters : int
+        Filters per input channel when ``spec.channel_separable``, else output
+        channels; ``>= 1``.
     method : {'auto', 'direct', 'fft'}
         'direct' and 'fft' force the path; the FFT length is still chosen.
     threads : int
+        FFT threads (recorded in the plan), ``>= 1``.
 
     Returns
     -------
     Plan
+
+    Raises
+    ------
+    TypeError
+        If `spec` is not a ConvSpec, a size in `input_shape`, `filters` or
+        `threads` is not an integer, `dtype` is not a dtype, or `config` is
+        not a Config, path or None.
+    ValueError
+        If a value is out of range: the message names the argument, e.g. an
+        `input_shape` width too short for `spec` gives its minimum width.
     """
-    problem = problem_for(spec, input_shape, filters, np.dtype(dtype).itemsize)
+    if not isinstance(spec, ConvSpec):
+        raise TypeError(f"`spec` must be a ConvSpec, got {spec!r}.")
+    batch, c_in, width = _check_input_shape(input_shape)
+    spec.checked_output_width(width, "input_shape")
+    dtype = float_dtype(dtype)
+    check_backend(backend)
+    config = load_config(config)
+    filters = positive_int(filters, "filters")
+    check_method(method)
+    threads = positive_int(threads, "threads")
+
+    problem = problem_for(spec, (batch, c_in, width), filters, dtype.itemsize)
     direct = Candidate("direct", 0, direct_cost(problem, config))
     ffts = fft_candidates(problem, config)
     pool = {"auto": [direct, *ffts], "direct": [direct], "fft": ffts}[method]
@@ -142,6 +185,23 @@ def plan(spec: ConvSpec, input_shape: tuple[int, int, int], dtype: np.dtype, bac
     block = best.n_fft - problem.kernel_length + 1 if best.path == "fft" else 0
     return Plan(path=best.path, n_fft=best.n_fft, block=block, threads=threads,
                 backend=backend, problem=problem, candidates=tuple(listed))
+
+
+def _check_input_shape(input_shape: object) -> tuple[int, int, int]:
+    """Return `input_shape` as ``(B, C_in, W)`` ints, ``B >= 0``, ``C_in, W >= 1``."""
+    what = ("`input_shape` must be three integers (B, C_in, W) with B >= 0 and "
+            f"C_in, W >= 1, got {input_shape!r}.")
+    if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape,
+                                                                (Sequence, np.ndarray)):
+        raise TypeError(what)
+    if len(input_shape) != 3:
+        raise ValueError(what)
+    if any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in input_shape):
+        raise TypeError(what)
+    batch, c_in, width = (int(v) for v in input_shape)
+    if batch < 0 or c_in < 1 or width < 1:
+        raise ValueError(what)
+    return batch, c_in, width
 
 
 def direct_cost(p: Problem, config: Config) -> float:

@@ -145,6 +145,17 @@ class ConvSpec:
             return length
         return (length - 1) // self.strides_down + 1
 
+    def checked_output_width(self, width: int, argument: str) -> int:
+        """Output width for an input of `width` samples, or a ValueError naming `argument`."""
+        n_out = self.output_width(width)
+        if width < 1 or n_out < 1:
+            raise ValueError(
+                f"`{argument}` width {width} is too short: padding={self.padding!r} with "
+                f"kernel_support={self.kernel_support}, strides_up={self.strides_up}, "
+                f"extra_pad_end={self.extra_pad_end} needs at least "
+                f"{self.min_input_width()} samples.")
+        return n_out
+
     def min_input_width(self) -> int:
         """Smallest input width that gives at least one output sample."""
         if self.padding != "valid":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import time
 from collections.abc import Callable
 from math import log2
@@ -46,10 +48,43 @@ def measure_config(base: Config, repeat: int = 5, log: Callable[[str], None] = p
     Times block FFTs of several lengths through the configured backend, the
     per-bin complex product, a float32 GEMM and a window gather.  Memory
     budgets, FFTW options and the streaming costs are kept from `base`.
+
+    Parameters
+    ----------
+    base : Config
+        Configuration to start from (its FFTW options select the backend).
+    repeat : int
+        Timed runs per measurement, ``>= 1``; each constant is their median.
+    log : callable
+        Called with one line of text per measurement.
+
+    Returns
+    -------
+    Config
+        Every measured constant finite and > 0, so the result written with
+        :meth:`Config.to_toml` loads with :func:`~fftconv.config.load_config`.
+
+    Raises
+    ------
+    TypeError
+        If `base` is not a Config or `repeat` not an integer.
+    ValueError
+        If `repeat` is smaller than 1.
+    RuntimeError
+        If a measured constant is not a finite number > 0 (a timer too coarse
+        or a failed timing); nothing is returned then.
     """
+    if not isinstance(base, Config):
+        raise TypeError(f"`base` must be a Config, got {base!r}.")
+    if isinstance(repeat, bool) or not isinstance(repeat, numbers.Integral):
+        raise TypeError(f"`repeat` must be an integer >= 1, got {repeat!r}.")
+    if repeat < 1:
+        raise ValueError(f"`repeat` must be an integer >= 1, got {repeat}.")
+    repeat = int(repeat)
     threads = base.pyfftw.threads or None
     backend = get_backend("auto", threads=threads, planner_effort=base.pyfftw.planner_effort,
-                          planning_timelimit=base.pyfftw.planning_timelimit)
+                          planning_timelimit=base.pyfftw.planning_timelimit,
+                          save_wisdom=base.pyfftw.save_wisdom)
     rng = np.random.default_rng(0)
 
     per_nlogn = []
@@ -89,4 +124,7 @@ def measure_config(base: Config, repeat: int = 5, log: Callable[[str], None] = p
                         ("direct.ns_per_mac", direct.ns_per_mac),
                         ("direct.gather_ns_per_byte", direct.gather_ns_per_byte)]:
         log(f"{name:<28} {value:.6g}")
+        if not (math.isfinite(value) and value > 0):
+            raise RuntimeError(f"measured {name} = {value!r} is not a finite number > 0; "
+                               f"the timings failed or the timer is too coarse here.")
     return dataclasses.replace(base, fft=fft, direct=direct, source="<measured>")

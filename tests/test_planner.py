@@ -80,9 +80,10 @@ def _set(text, key, value):
     (lambda t: _set(t, "planning_timelimit", '"1s"'),
      "key 'pyfftw.planning_timelimit' must be of type float"),
     (lambda t: _set(t, "planning_timelimit", "-0.5"),
-     "key 'pyfftw.planning_timelimit' must be >= 0"),
+     "key 'pyfftw.planning_timelimit' must be a finite number >= 0, got -0.5"),
     (lambda t: t + "\n[gpu]\nx = 1\n", r"unknown section \[gpu\]"),
-    (lambda t: _set(t, "ns_per_nlogn", "-1.0"), "key 'fft.ns_per_nlogn' must be >= 0"),
+    (lambda t: _set(t, "ns_per_nlogn", "-1.0"),
+     "key 'fft.ns_per_nlogn' must be a finite number > 0, got -1.0"),
     (lambda t: t.replace("[fft]", "[fft"), "not valid TOML"),
 ])
 def test_bad_config_names_file_and_key(tmp_path, edit, message):
@@ -110,6 +111,174 @@ def test_config_round_trip_and_precedence(tmp_path, monkeypatch):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ValueError, match="not found"):
         load_config(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("ns_per_nlogn", "nan", "key 'fft.ns_per_nlogn' must be a finite number > 0, got nan."),
+    ("ns_per_nlogn", "inf", "key 'fft.ns_per_nlogn' must be a finite number > 0, got inf."),
+    ("ns_per_nlogn", "0.0", "key 'fft.ns_per_nlogn' must be a finite number > 0, got 0.0."),
+    ("radix_penalty", "0", "key 'fft.radix_penalty' must be a finite number > 0"),
+    ("product_ns_per_mac", "nan", "key 'fft.product_ns_per_mac' must be a finite number > 0"),
+    ("small_product_ns_per_mac", "0.0",
+     "key 'fft.small_product_ns_per_mac' must be a finite number > 0"),
+    ("float64_factor", "-inf", "key 'fft.float64_factor' must be a finite number > 0"),
+    ("ns_per_mac", "0.0", "key 'direct.ns_per_mac' must be a finite number > 0"),
+    ("gather_ns_per_byte", "+inf",
+     "key 'direct.gather_ns_per_byte' must be a finite number >= 0, got inf."),
+    ("call_overhead_ns", "nan", "key 'fft.call_overhead_ns' must be a finite number >= 0"),
+    ("planning_timelimit", "inf",
+     "key 'pyfftw.planning_timelimit' must be a finite number >= 0, got inf."),
+    ("fft_ns_per_nlogn", "0.0", "key 'streaming.fft_ns_per_nlogn' must be a finite number > 0"),
+    ("frame_overhead_ns", "nan", "key 'streaming.frame_overhead_ns' must be a finite number"),
+    ("ns_per_nlogn", "1" + "0" * 400,
+     "key 'fft.ns_per_nlogn' must be a finite number, got an integer too large"),
+    ("max_fft_length", "8", "key 'fft.max_fft_length' must be an integer >= 16, got 8."),
+    ("threads", "-1", "key 'pyfftw.threads' must be an integer >= 0, got -1."),
+    ("fft_bytes", "0", "key 'memory.fft_bytes' must be an integer >= 1, got 0."),
+])
+def test_config_refuses_non_finite_and_out_of_range_values(tmp_path, key, value, message):
+    # The first occurrence of a key name is edited: `call_overhead_ns` and
+    # `ns_per_mac` exist in two sections.
+    text, count = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}", DEFAULT.to_toml(), count=1)
+    assert count == 1
+    path = _write(tmp_path, text)
+    for load in (read_config, load_config, lambda p: SignalConv1D(1, 3, config=str(p)),
+                 lambda p: plan(ConvSpec(9), (1, 1, 100), F32, "numpy", str(p), filters=1)):
+        with pytest.raises(ValueError) as info:
+            load(path)
+        assert str(info.value).startswith(f"{path}: {message}")
+
+
+def test_config_ranges_allow_zero_overheads_and_no_time_limit(tmp_path):
+    text = DEFAULT.to_toml()
+    for key, zero in [("call_overhead_ns", "0.0"), ("gather_ns_per_byte", "0.0"),
+                      ("planning_timelimit", "0.0"), ("threads", "0"),
+                      ("block_overhead_ns", "0.0"), ("frame_overhead_ns", "0.0")]:
+        text = re.sub(rf"(?m)^{key} = .*$", f"{key} = {zero}", text)
+    config = read_config(_write(tmp_path, text))
+    assert config.fft.call_overhead_ns == config.direct.call_overhead_ns == 0.0
+    assert config.pyfftw.planning_timelimit == 0.0 and config.pyfftw.threads == 0
+    assert plan(ConvSpec(9), (1, 1, 100), F32, "numpy", config, filters=1).candidates
+
+
+def test_shipped_default_config_is_valid():
+    from importlib import resources
+
+    config = read_config(str(resources.files("fftconv.configs").joinpath("default.toml")))
+    assert config.fft.ns_per_nlogn > 0 and config.pyfftw.planning_timelimit > 0
+
+
+def test_config_directory_is_a_value_error_naming_it(tmp_path):
+    folder = tmp_path / "configs.toml"
+    folder.mkdir()
+    for load in (read_config, load_config):
+        with pytest.raises(ValueError, match="cannot read the configuration file") as info:
+            load(folder)
+        assert str(info.value).startswith(f"{folder}: ")
+
+
+def test_config_below_a_file_is_a_value_error_naming_it(tmp_path):
+    path = _write(tmp_path, DEFAULT.to_toml()) / "child.toml"
+    for load in (read_config, load_config):
+        with pytest.raises(ValueError, match="cannot read the configuration file") as info:
+            load(path)
+        assert str(info.value).startswith(f"{path}: ")
+
+
+def test_unreadable_config_is_a_value_error_naming_it(tmp_path, monkeypatch):
+    # Tests run as root, who may read any file: the refusal is simulated.
+    path = _write(tmp_path, DEFAULT.to_toml())
+    real_open = type(path).open
+
+    def refuse(self, *args, **kwargs):
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(path), "open", refuse)
+    for load in (read_config, load_config):
+        with pytest.raises(ValueError, match="Permission denied") as info:
+            load(path)
+        assert str(info.value) == (f"{path}: cannot read the configuration file: "
+                                   "Permission denied.")
+
+
+def test_config_that_is_not_utf8_is_a_value_error_naming_it(tmp_path):
+    path = tmp_path / "binary.toml"
+    path.write_bytes(b"\xff\xfe[fft]\n")
+    with pytest.raises(ValueError, match="not valid TOML: not UTF-8") as info:
+        read_config(path)
+    assert str(info.value).startswith(f"{path}: ")
+
+
+# -- plan() arguments ----------------------------------------------------------
+
+def _plan(**changes):
+    arguments = {"spec": ConvSpec(9), "input_shape": (2, 3, 100), "dtype": F32,
+                 "backend": "numpy", "config": DEFAULT, "filters": 4}
+    arguments.update(changes)
+    return plan(arguments.pop("spec"), arguments.pop("input_shape"), arguments.pop("dtype"),
+                arguments.pop("backend"), arguments.pop("config"), **arguments)
+
+
+def test_plan_accepts_a_config_path_or_none(tmp_path, monkeypatch):
+    monkeypatch.delenv("FFTCONV_CONFIG", raising=False)
+    expected = _plan()
+    path = _write(tmp_path, DEFAULT.to_toml())
+    assert _plan(config=str(path)) == expected
+    assert _plan(config=path) == expected
+    assert _plan(config=None) == expected
+    slow_fft = _write(tmp_path, _set(DEFAULT.to_toml(), "ns_per_nlogn", "1000.0"))
+    assert _plan(input_shape=(4, 1, 1_048_576), spec=ConvSpec(8191), filters=1,
+                 config=str(slow_fft)).path == "direct"
+
+
+def test_plan_accepts_an_empty_batch_like_the_layer():
+    assert _plan(input_shape=(0, 3, 100)).problem.batch == 0
+    assert _plan(input_shape=np.array([2, 3, 100])) == _plan()
+
+
+@pytest.mark.parametrize(("changes", "error", "message"), [
+    ({"method": "magic"}, ValueError,
+     r"`method` must be one of \('auto', 'direct', 'fft'\), got 'magic'"),
+    ({"input_shape": (2, 3, 5)}, ValueError,
+     "`input_shape` width 5 is too short: padding='valid' with kernel_support=9, "
+     "strides_up=1, extra_pad_end=False needs at least 9 samples"),
+    ({"input_shape": (2, 3, 2), "spec": ConvSpec(9, strides_up=4)}, ValueError,
+     "`input_shape` width 2 is too short.*needs at least 3 samples"),
+    ({"input_shape": (2, 0, 100)}, ValueError, r"`input_shape` must be three integers"),
+    ({"input_shape": (2, 3, 0)}, ValueError, r"`input_shape` must be three integers"),
+    ({"input_shape": (-1, 3, 100)}, ValueError, r"`input_shape`.*got \(-1, 3, 100\)"),
+    ({"input_shape": (2, 100)}, ValueError, r"`input_shape` must be three integers"),
+    ({"input_shape": (2, 3.0, 100)}, TypeError, r"`input_shape` must be three integers"),
+    ({"input_shape": (2, True, 100)}, TypeError, r"`input_shape` must be three integers"),
+    ({"input_shape": (2, None, 100)}, TypeError, r"`input_shape` must be three integers"),
+    ({"input_shape": "2,3,100"}, TypeError, r"`input_shape` must be three integers"),
+    ({"input_shape": 100}, TypeError, r"`input_shape` must be three integers"),
+    ({"dtype": "int32"}, ValueError, "`dtype` must be float32 or float64.*got 'int32'"),
+    ({"dtype": np.complex64}, ValueError, "`dtype` must be float32 or float64"),
+    ({"dtype": "no-such-type"}, TypeError, "`dtype` must be float32 or float64"),
+    ({"dtype": None}, TypeError, "`dtype` must be float32 or float64.*got None"),
+    ({"backend": "cuda"}, ValueError, r"`backend` must be one of \('auto', 'numpy', 'pyfftw'\)"),
+    ({"filters": 0}, ValueError, "`filters` must be a positive integer"),
+    ({"filters": 2.5}, TypeError, "`filters` must be a positive integer"),
+    ({"threads": 0}, ValueError, "`threads` must be a positive integer"),
+    ({"spec": 9}, TypeError, "`spec` must be a ConvSpec, got 9"),
+    ({"config": 3}, TypeError, "`config` must be a Config, a path or None"),
+    ({"config": "/nonexistent.toml"}, ValueError, "/nonexistent.toml: configuration file"),
+])
+def test_plan_validates_its_arguments(changes, error, message):
+    with pytest.raises(error, match=message):
+        _plan(**changes)
+
+
+def test_plan_is_exported_and_validates():
+    import fftconv
+
+    assert fftconv.plan is plan
+    with pytest.raises(ValueError, match="`method`"):
+        fftconv.plan(ConvSpec(9), (1, 1, 100), "float32", "numpy", None, filters=1,
+                     method="magic")
 
 
 # -- caching -----------------------------------------------------------------

@@ -150,6 +150,13 @@ def _check_int(value: Any, arg: str, where: str) -> int:
         raise TypeError(f"{where}: `{arg}` must be an integer, got {value!r}.") from None
 
 
+def check_backend(backend: object) -> str:
+    """Validate a `backend` name."""
+    if backend not in BACKENDS:
+        raise ValueError(f"`backend` must be one of {BACKENDS}, got {backend!r}.")
+    return str(backend)
+
+
 def _usable_cores() -> int:
     """Cores this process may run on (its CPU affinity where the OS reports it)."""
     if hasattr(os, "sched_getaffinity"):
@@ -166,17 +173,18 @@ def _pyfftw_importable() -> bool:
     return True
 
 
-_instances: dict[tuple[str, int, str | None, float | None], Backend] = {}
+_instances: dict[tuple[str, int, str | None, float | None, bool | None], Backend] = {}
 _instances_lock = threading.Lock()
 
 
 def get_backend(name: str = "auto", *, threads: int | None = None,
                 planner_effort: str | None = None,
-                planning_timelimit: float | None = None) -> Backend:
+                planning_timelimit: float | None = None,
+                save_wisdom: bool | None = None) -> Backend:
     """The shared backend instance for these settings.
 
-    Instances are cached per ``(name, threads, planner_effort, planning_timelimit)``,
-    so every caller with the same settings shares one plan cache.
+    Instances are cached per ``(name, threads, planner_effort, planning_timelimit,
+    save_wisdom)``, so every caller with the same settings shares one plan cache.
 
     Parameters
     ----------
@@ -193,6 +201,10 @@ def get_backend(name: str = "auto", *, threads: int | None = None,
     planning_timelimit : float or None
         Seconds FFTW may spend planning one block transform, ``>= 0``; 0 or None
         means no limit (pyFFTW only).
+    save_wisdom : bool or None
+        False turns off the save of FFTW's wisdom at interpreter exit, for the whole
+        process; None means True.  The ``FFTCONV_SAVE_WISDOM`` environment variable
+        overrides it (pyFFTW only; see :mod:`fftconv.backends.pyfftw_backend`).
 
     Returns
     -------
@@ -204,7 +216,8 @@ def get_backend(name: str = "auto", *, threads: int | None = None,
         If `name` (the backend), `threads`, `planner_effort` or `planning_timelimit`
         has a value not allowed.
     TypeError
-        If `threads` is not an integer or `planning_timelimit` not a real number.
+        If `threads` is not an integer, `planning_timelimit` not a real number or
+        `save_wisdom` not a bool or None.
     ImportError
         If ``name='pyfftw'`` and pyFFTW cannot be imported.
     """
@@ -221,13 +234,20 @@ def get_backend(name: str = "auto", *, threads: int | None = None,
         raise ValueError(f"get_backend: `planner_effort` must be one of {PLANNER_EFFORTS} "
                          f"or None, got {planner_effort!r}.")
     timelimit = _check_timelimit(planning_timelimit)
+    if save_wisdom is None:
+        save_wisdom = True
+    if not isinstance(save_wisdom, (bool, np.bool_)):
+        raise TypeError(f"get_backend: `save_wisdom` must be a bool or None, got {save_wisdom!r}.")
+    save_wisdom = bool(save_wisdom)
     if name == "auto":
         name = "pyfftw" if _pyfftw_importable() else "numpy"
-    key = (name, threads, *((planner_effort, timelimit) if name == "pyfftw" else (None, None)))
+    options = (planner_effort, timelimit, save_wisdom) if name == "pyfftw" else (None,) * 3
+    key = (name, threads, *options)
     with _instances_lock:
         backend = _instances.get(key)
         if backend is None:
-            backend = _instances[key] = _create(name, threads, planner_effort, timelimit)
+            backend = _instances[key] = _create(name, threads, planner_effort, timelimit,
+                                                save_wisdom)
     return backend
 
 
@@ -244,7 +264,7 @@ def _check_timelimit(value: object) -> float:
 
 
 def _create(name: str, threads: int, planner_effort: str, planning_timelimit: float,
-            ) -> Backend:
+            save_wisdom: bool) -> Backend:
     if name == "numpy":
         from fftconv.backends.numpy_backend import NumpyBackend
 
@@ -254,4 +274,4 @@ def _create(name: str, threads: int, planner_effort: str, planning_timelimit: fl
     except ImportError as err:
         raise ImportError("backend 'pyfftw' needs the pyFFTW package (`pip install pyfftw`); "
                           "use backend='numpy' or 'auto' without it.") from err
-    return PyFFTWBackend(threads, planner_effort, planning_timelimit)
+    return PyFFTWBackend(threads, planner_effort, planning_timelimit, save_wisdom)

@@ -23,8 +23,29 @@ Wisdom
 FFTW's accumulated wisdom is stored in ``fftw-wisdom.json`` in the cache directory
 (``$FFTCONV_CACHE_DIR``, else ``$XDG_CACHE_HOME/fftconv``, else ``~/.cache/fftconv``,
 read from the environment at each call).  It is imported when the first
-:class:`PyFFTWBackend` is created and exported at interpreter exit; see
-:func:`load_wisdom` and :func:`save_wisdom`.
+:class:`PyFFTWBackend` is created and saved at interpreter exit; see :func:`load_wisdom`
+and :func:`save_wisdom`.
+
+Saving merges rather than overwrites: the wisdom already in the file is imported into
+FFTW first, so what FFTW exports is the union of the file's and this process's wisdom,
+and the file is then replaced atomically (temporary file, rename).  Where :mod:`fcntl`
+exists, an advisory lock on the sibling file ``fftw-wisdom.json.lock`` makes this
+read-merge-replace exclusive between processes sharing the cache directory, so
+processes exiting together lose none of each other's wisdom; elsewhere the lock is
+skipped, and concurrent savers may drop each other's additions (never corrupt the file).
+
+The save at exit can be turned off (loading is never affected):
+
+* the ``pyfftw.save_wisdom`` configuration key (``save_wisdom=`` of
+  :func:`fftconv.backends.get_backend`): false turns it off for the whole process as
+  soon as one backend is created with it;
+* the ``FFTCONV_SAVE_WISDOM`` environment variable, which overrides the configuration:
+  ``0``, ``false`` or ``no`` turn the save off, ``1``, ``true`` or ``yes`` turn it on
+  (case-insensitive); any other value is ignored, with one warning.
+
+Failing to save (an unwritable cache directory, for example) is silent at exit unless
+``FFTCONV_SAVE_WISDOM`` asked for the save; an explicit :func:`save_wisdom` call warns.
+Either warns at most once per process.
 """
 
 from __future__ import annotations
@@ -35,7 +56,6 @@ import binascii
 import json
 import math
 import os
-import tempfile
 import threading
 import warnings
 from pathlib import Path
@@ -44,6 +64,7 @@ import numpy as np
 import pyfftw
 import pyfftw.builders
 
+from fftconv._files import file_lock, replace_atomically
 from fftconv.backends import _COMPLEX_TO_REAL, _REAL_TO_COMPLEX, Backend
 from fftconv.backends.blocks import BlockFFT
 
@@ -51,6 +72,10 @@ from fftconv.backends.blocks import BlockFFT
 WISDOM_FILE = "fftw-wisdom.json"
 #: Plans kept per backend; the least recently used plan is dropped beyond this.
 MAX_PLANS = 64
+#: Environment variable turning the save at exit on or off (overrides the configuration).
+SAVE_WISDOM_ENV = "FFTCONV_SAVE_WISDOM"
+_ENV_ON = ("1", "true", "yes")
+_ENV_OFF = ("0", "false", "no")
 
 _WISDOM_KEYS = ("double", "single", "long_double")  # order of pyfftw.export_wisdom()
 
@@ -58,6 +83,12 @@ _WISDOM_KEYS = ("double", "single", "long_double")  # order of pyfftw.export_wis
 # wisdom import/export all hold this lock.
 _fftw_lock = threading.Lock()
 _wisdom_imported = False
+# Set once a backend is created with save_wisdom=False: no save at exit (unless the
+# environment variable turns it on).
+_exit_save_disabled = False
+# Kinds of warning already issued ("save", "env"): each is issued at most once per process.
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
 
 
 class _Slot:
@@ -95,6 +126,9 @@ class PyFFTWBackend(Backend):
     planning_timelimit : float
         Seconds FFTW may spend planning one block transform (0: no limit); past it,
         FFTW keeps the best plan measured so far.
+    save_wisdom : bool
+        False turns off the save of FFTW's wisdom at interpreter exit for the whole
+        process (wisdom is still loaded); ``$FFTCONV_SAVE_WISDOM`` overrides it.
 
     Attributes
     ----------
@@ -105,19 +139,21 @@ class PyFFTWBackend(Backend):
     name = "pyfftw"
 
     def __init__(self, threads: int, planner_effort: str, planning_timelimit: float = 0.0,
-                 ) -> None:
+                 save_wisdom: bool = True) -> None:
         super().__init__(threads)
         self.planner_effort = planner_effort
         self.planning_timelimit = planning_timelimit
+        self.save_wisdom = save_wisdom
         self.plans_built = 0
         self._slots: dict[tuple[str, int, int, np.dtype], _Slot] = {}
         self._slots_lock = threading.Lock()
-        _import_wisdom_once()
+        _import_wisdom_once(save_wisdom)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(threads={self.threads}, "
                 f"planner_effort={self.planner_effort!r}, "
-                f"planning_timelimit={self.planning_timelimit!r})")
+                f"planning_timelimit={self.planning_timelimit!r}, "
+                f"save_wisdom={self.save_wisdom!r})")
 
     def _make_block_fft(self, rows_in: int, rows_out: int, n: int, dtype: np.dtype,
                         ) -> BlockFFT:
@@ -228,13 +264,14 @@ def load_wisdom(path: str | os.PathLike | None = None) -> bool:
     Returns
     -------
     bool
-        True if the wisdom was imported; False if the file does not exist, or is
-        unreadable or invalid (these two also issue a warning, never an exception).
+        True if the wisdom was imported; False if the file does not exist (or a
+        directory on its path is a file), or is unreadable or invalid (these two also
+        issue a warning, never an exception).
     """
     path = wisdom_path() if path is None else Path(path)
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no such file can exist there
         return False
     except (OSError, UnicodeDecodeError) as err:
         warnings.warn(f"FFTW wisdom file {path} could not be read ({err}); ignored.",
@@ -256,7 +293,12 @@ def load_wisdom(path: str | os.PathLike | None = None) -> bool:
 
 
 def save_wisdom(path: str | os.PathLike | None = None) -> Path:
-    """Export FFTW's wisdom to a file, atomically (temporary file, then rename).
+    """Merge FFTW's wisdom into a file, atomically (temporary file, then rename).
+
+    The wisdom already in the file (if it is valid) is imported into FFTW first, so the
+    file ends up with the union of its wisdom and this process's; an advisory lock on
+    the sibling file ``<name>.lock`` (where :mod:`fcntl` exists) keeps another process
+    from replacing the file between that read and the write.
 
     Parameters
     ----------
@@ -268,28 +310,41 @@ def save_wisdom(path: str | os.PathLike | None = None) -> Path:
     -------
     Path
         The file written.  If it cannot be written (a read-only directory, for example)
-        a warning is issued instead of an exception, and the file is left as it was.
+        a warning is issued instead of an exception (at most once per process), and the
+        file is left as it was.
     """
     path = wisdom_path() if path is None else Path(path)
+    _save(path, warn=True)
+    return path
+
+
+def _save(path: Path, warn: bool) -> bool:
+    """Merge FFTW's wisdom into `path`; on failure warn (if `warn`, once) and return False."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with file_lock(path.with_name(path.name + ".lock")):
+            _merge_into(path)
+    except OSError as err:
+        if warn:
+            _warn_once("save", f"FFTW wisdom could not be saved to {path} ({err}).",
+                       stacklevel=3)
+        return False
+    return True
+
+
+def _merge_into(path: Path) -> None:
+    """Import the wisdom in `path` (if valid), then replace `path` with FFTW's export."""
+    try:
+        existing = _decode_wisdom(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        existing = None  # missing or unusable: nothing to keep
     with _fftw_lock:
+        if existing is not None:
+            pyfftw.import_wisdom(existing)  # FFTW adds it to what it knows
         wisdom = pyfftw.export_wisdom()
     text = json.dumps({key: base64.b64encode(value).decode("ascii")
                        for key, value in zip(_WISDOM_KEYS, wisdom, strict=True)}, indent=1)
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent,
-                                         prefix=f".{path.name}.", suffix=".tmp",
-                                         delete=False) as fh:
-            tmp = fh.name
-            fh.write(text)
-        os.replace(tmp, path)
-    except OSError as err:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        warnings.warn(f"FFTW wisdom could not be saved to {path} ({err}).",
-                      RuntimeWarning, stacklevel=2)
-    return path
+    replace_atomically(path, text)
 
 
 def _decode_wisdom(text: str) -> tuple[bytes, bytes, bytes]:
@@ -306,16 +361,52 @@ def _decode_wisdom(text: str) -> tuple[bytes, bytes, bytes]:
         raise ValueError(f"not base64: {err}") from None
 
 
-def _import_wisdom_once() -> None:
-    """Load the default wisdom file and register its export at exit, once per process."""
-    global _wisdom_imported
+def _import_wisdom_once(save: bool = True) -> None:
+    """Load the default wisdom file and register its save at exit, once per process.
+
+    `save` False turns the save at exit off for the rest of the process.
+    """
+    global _wisdom_imported, _exit_save_disabled
     with _fftw_lock:
+        if not save:
+            _exit_save_disabled = True
         if _wisdom_imported:
             return
         _wisdom_imported = True
+    _save_wisdom_env()  # an invalid value warns now rather than at exit
     load_wisdom()
     atexit.register(_save_wisdom_at_exit)
 
 
+def _save_wisdom_env() -> bool | None:
+    """``$FFTCONV_SAVE_WISDOM`` as a bool; None if unset, empty or invalid (warns once)."""
+    raw = os.environ.get(SAVE_WISDOM_ENV, "")
+    value = raw.strip().lower()
+    if value in _ENV_ON:
+        return True
+    if value in _ENV_OFF:
+        return False
+    if value:
+        _warn_once("env", f"{SAVE_WISDOM_ENV}={raw!r} is not one of {_ENV_ON + _ENV_OFF}; "
+                   "ignored (the configuration decides).", stacklevel=3)
+    return None
+
+
 def _save_wisdom_at_exit() -> None:
-    save_wisdom()
+    """Save to the default file unless turned off; warn on failure only if asked to save.
+
+    Only ``FFTCONV_SAVE_WISDOM`` set to on asks: the default save fails silently.
+    """
+    requested = _save_wisdom_env()
+    if requested is False or (requested is None and _exit_save_disabled):
+        return
+    _save(wisdom_path(), warn=requested is True)
+
+
+def _warn_once(kind: str, message: str, stacklevel: int) -> None:
+    """Issue a RuntimeWarning unless one of this `kind` was issued in this process."""
+    with _warned_lock:
+        if kind in _warned:
+            return
+        _warned.add(kind)
+    warnings.warn(message, RuntimeWarning, stacklevel=stacklevel + 1)

@@ -1,0 +1,79 @@
+"""Files other processes may read or write at the same time: atomic replace, advisory lock."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+try:
+    import fcntl
+except ModuleNotFoundError:  # Windows: no advisory locks
+    fcntl = None
+
+#: Seconds :func:`file_lock` waits for another holder before going on without the lock
+#: (a stopped process must not hang another one).
+LOCK_TIMEOUT = 10.0
+
+
+def replace_atomically(path: str | os.PathLike, text: str) -> None:
+    """Write `text` to `path` through a temporary file in its directory, then rename.
+
+    A reader sees the old file or the new one, never part of one, and an
+    interrupted write leaves no temporary file.  A symlink is written through;
+    an existing file keeps its permissions, a new one gets the umask's.
+
+    Raises
+    ------
+    OSError
+        If the directory cannot be written; `path` is then unchanged.
+    """
+    target = Path(os.path.realpath(path))
+    if target.exists():
+        mode = target.stat().st_mode & 0o7777
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
+                                     suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def file_lock(lock_path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive advisory lock on `lock_path` (created if missing), best effort.
+
+    Without :mod:`fcntl`, or past :data:`LOCK_TIMEOUT` seconds of waiting for
+    another holder, the body runs unlocked.  The lock file is left in place:
+    removing it would let two processes lock two different files of one name.
+    """
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        deadline = time.monotonic() + LOCK_TIMEOUT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.01)
+        yield  # the lock, if taken, goes with the descriptor
+    finally:
+        os.close(fd)
