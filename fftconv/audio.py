@@ -19,18 +19,30 @@ Channel rules (``C`` input channels; the output always has ``C`` channels):
 
   (``*`` is convolution);
 * anything else is an :class:`AudioError`.
+
+Non-finite samples (NaN, +-Inf) in the input, the IR or the result are an
+:class:`AudioError` by default; ``nonfinite='pass'`` writes them through, with a
+:class:`NonFiniteWarning`, to subtypes that can hold them (``FLOAT``,
+``DOUBLE``) only.  The command line turns SIGTERM and SIGHUP into
+:class:`Terminated` with :func:`terminate_on_signals`, so that the temporary
+file is removed as on Ctrl-C.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import math
 import numbers
 import os
 import secrets
+import signal
+import stat
+import threading
 import time
 import warnings
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,8 +56,12 @@ from fftconv.resample import resample_poly
 
 LENGTHS = ("same", "full")
 METHODS = ("auto", "uniform", "non-uniform")
+#: What to do with non-finite (NaN, infinite) samples: raise, or write them through.
+NONFINITE = ("error", "pass")
 #: Output subtypes that store floating-point samples (nothing clips).
 FLOAT_SUBTYPES = ("FLOAT", "DOUBLE", "VORBIS", "OPUS")
+#: Output subtypes that store NaN and infinities as they are.
+NONFINITE_SUBTYPES = ("FLOAT", "DOUBLE")
 #: File name extensions that name a `soundfile` format other than by its own name.
 _FORMAT_ALIASES = {"AIF": "AIFF"}
 #: Integer subtypes to use, best first, for formats that cannot store floats.
@@ -67,6 +83,28 @@ class ClippingWarning(UserWarning):
     """Samples outside [-1, 1] were clipped when written to an integer subtype."""
 
 
+class NonFiniteWarning(UserWarning):
+    """Non-finite samples (NaN, +-Inf) were written through (``nonfinite='pass'``)."""
+
+
+class Terminated(BaseException):
+    """The process received a termination signal (see :func:`terminate_on_signals`).
+
+    Like :class:`KeyboardInterrupt` it is not an :class:`Exception`, so that only
+    clean-up code (``finally``, ``except BaseException``) meets it on its way out.
+
+    Attributes
+    ----------
+    signum : int
+        The signal's number, e.g. ``signal.SIGTERM``; a command line exits with
+        status ``128 + signum``.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"terminated by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
 @dataclass(frozen=True)
 class FilterResult:
     """What :func:`filter_file` wrote.
@@ -81,13 +119,16 @@ class FilterResult:
     subtype : str
         The output's `soundfile` subtype, e.g. ``'FLOAT'`` or ``'PCM_24'``.
     peak : float
-        Largest absolute sample value, before any clipping.
+        Largest absolute sample value, before any clipping; NaN if a sample
+        written is NaN, inf if one is infinite (``nonfinite='pass'`` only).
     clipped : int
         Samples that were outside [-1, 1] and were clipped (integer subtypes only).
     passes : int
         Passes over the input (2 with `normalize`).
     elapsed : float
         Wall-clock seconds for the whole call.
+    nonfinite : int
+        Non-finite samples (NaN, +-Inf) written; 0 unless ``nonfinite='pass'``.
     """
 
     output: str
@@ -99,6 +140,7 @@ class FilterResult:
     clipped: int
     passes: int
     elapsed: float
+    nonfinite: int = 0
 
     @property
     def duration(self) -> float:
@@ -126,6 +168,8 @@ def filter_file(
     method: str = "auto",
     resample: bool = False,
     progress: bool = False,
+    nonfinite: str = "error",
+    force: bool = False,
 ) -> FilterResult:
     """Convolve the audio file `input` with the impulse response file `ir`.
 
@@ -139,8 +183,11 @@ def filter_file(
         channels; read whole.  See the module docstring for the channel rules.
     output : path
         File to write; its extension picks the format (``.wav``, ``.flac``,
-        ``.ogg``, ``.aiff``, ...).  An existing file is replaced only after
-        the new one is complete.
+        ``.ogg``, ``.aiff``, ...).  It is written under a temporary hidden name
+        (``.NAME.XXXXXXXX.part``) in the same directory, renamed to `output`
+        once complete and removed on any error or interruption, so an existing
+        file is replaced only by a complete new one (a symbolic link is
+        replaced by the file, not written through).
     length : {'same', 'full'}
         ``'same'``: ``N`` frames, the first ``N`` of the full convolution, so the
         IR's first sample is aligned with the input's (no delay, the reverb tail
@@ -154,7 +201,9 @@ def filter_file(
     normalize : float or None
         Scale the mixed signal so that its peak is this level in dBFS (e.g.
         ``-1.0``).  This takes two passes over the input: the first computes the
-        peak without writing anything.  Cannot be combined with `gain_db`.
+        peak without writing anything.  Cannot be combined with `gain_db`.  A
+        signal with non-finite samples has no peak: with ``nonfinite='pass'``
+        it is an :class:`AudioError`, raised before anything is written.
     subtype : str or None
         Output sample format (a `soundfile` subtype, e.g. ``'FLOAT'``,
         ``'PCM_16'``, ``'PCM_24'``).  None means ``'FLOAT'``, so nothing clips,
@@ -181,16 +230,45 @@ def filter_file(
     progress : bool
         Show a progress bar on stderr with the audio seconds processed and the
         real-time factor.
+    nonfinite : {'error', 'pass'}
+        What to do with non-finite samples (NaN, +-Inf) in the input, the IR or
+        the result (where a finite input can overflow float32, e.g. with a huge
+        gain).  ``'error'``: raise :class:`AudioError` naming the file and the
+        first bad frame and channel (counting from 0); nothing is written.
+        ``'pass'``: keep them and issue one :class:`NonFiniteWarning` that counts
+        them.  A NaN or Inf input sample spoils the output of the channels it
+        feeds from the start of the stream frame that holds it (16384 to 131072
+        samples: the convolution is computed by FFT) to past the IR's length
+        after it.
+        Only the ``FLOAT`` and ``DOUBLE`` subtypes hold such samples: writing
+        one to any other subtype (integer PCM, where it would turn into full
+        scale, or a lossy codec) is an :class:`AudioError` even with
+        ``'pass'``, raised when the first one reaches the output.
+    force : bool
+        Allow `output` to be the same file as `input` or `ir` (the same path,
+        or another name of it: a hard or symbolic link), which is otherwise an
+        :class:`AudioError`.  The input is then read in full before the new
+        file replaces it.
 
     Returns
     -------
     FilterResult
 
+    Warns
+    -----
+    ClippingWarning
+        Samples outside [-1, 1] were clipped to fit an integer subtype.
+    NonFiniteWarning
+        With ``nonfinite='pass'``, non-finite samples were found and written.
+
     Raises
     ------
     AudioError
-        A file is missing, unreadable, empty or of an unsupported format; the
-        channel counts do not fit; the sample rates differ without `resample`.
+        A file is missing, unreadable (the message says why, e.g. permission
+        denied), a directory, empty or of an unsupported format; the output is
+        the input or the IR without `force`; the channel counts do not fit; the
+        sample rates differ without `resample`; a sample is not finite (see
+        `nonfinite`).  No output or temporary file is left behind.
     ValueError, TypeError
         An option has a bad value or type.
     """
@@ -206,41 +284,106 @@ def filter_file(
     block_size = _positive_int(block_size, "block_size")
     backend = check_backend(backend)
     method = _choice(method, "method", METHODS)
+    nonfinite = _choice(nonfinite, "nonfinite", NONFINITE)
+    if not isinstance(force, bool):
+        raise TypeError(f"`force` must be True or False, got {force!r}.")
     output = os.fspath(output)
     file_format, subtype = _output_format(output, subtype)
+    _check_not_an_input(output, {"input": input, "IR": ir}, force)
 
-    with _open_input(input) as source:
+    # Overflow and NaN arithmetic are found and reported by the checks below.
+    with np.errstate(over="ignore", invalid="ignore"), _open_input(input) as source:
         frames, channels, rate = source.frames, source.channels, source.samplerate
-        kernel, separable = _kernel(_read_ir(ir, rate, resample), channels, ir)
+        ir_data, ir_check = _read_ir(ir, rate, resample, nonfinite)
+        kernel, separable = _kernel(ir_data, channels, ir)
         out_frames = frames + (kernel.shape[0] - 1 if length == "full" else 0)
+        input_check = _NonFinite(f"input file {source.name!r}")
 
-        def blocks(label: str) -> Iterator[np.ndarray]:
+        def blocks(label: str) -> contextlib.closing[Iterator[np.ndarray]]:
+            nonlocal input_check
             source.seek(0)
+            input_check = _NonFinite(input_check.what)
             stream = _stream(kernel, separable, block_size, backend, method)
-            return _mixed(source, stream, frames, out_frames, block_size, mix,
-                          _Progress(label, frames / rate, rate, progress))
+            # Closed on the way out of an error, so that the progress bar is cleared
+            # before the message is printed, not when the generator is collected.
+            return contextlib.closing(_mixed(
+                source, stream, frames, out_frames, block_size, mix, input_check, nonfinite,
+                _Progress(label, frames / rate, rate, progress)))
 
         passes = 1
         scale = 10.0 ** (gain_db / 20.0)
         if normalize is not None:
             passes = 2
-            peak = max((float(np.max(np.abs(b), initial=0.0))
-                        for b in blocks("pass 1/2, peak")), default=0.0)
+            with blocks("pass 1/2, peak") as first:
+                peak = _peak(first, output, nonfinite)
             if peak > 0.0:
                 scale = 10.0 ** (normalize / 20.0) / peak
             else:
                 warnings.warn(f"the filtered signal is silent; {output!r} is not normalised.",
                               UserWarning, stacklevel=2)
-        peak, clipped = _write(blocks("filter" if passes == 1 else "pass 2/2, write"), output,
-                               file_format, subtype, rate, channels, scale)
+        output_check = _NonFinite("the filtered signal")
+        with blocks("filter" if passes == 1 else "pass 2/2, write") as mixed:
+            peak, clipped = _write(mixed, output, file_format, subtype, rate, channels, scale,
+                                   output_check, nonfinite)
     if clipped:
         warnings.warn(
             f"{clipped} samples of {output!r} exceeded [-1, 1] (peak "
             f"{_dbfs(peak):+.1f} dBFS) and were clipped to fit {subtype}; use a float "
             f"subtype, a negative gain or normalize.", ClippingWarning, stacklevel=2)
+    found = [check.describe() for check in (input_check, ir_check, output_check) if check.count]
+    if found:
+        warnings.warn(f"{'; '.join(found)}; written to {output!r} as they are.",
+                      NonFiniteWarning, stacklevel=2)
     return FilterResult(output=output, frames=out_frames, channels=channels, samplerate=rate,
                         subtype=subtype, peak=peak, clipped=clipped, passes=passes,
-                        elapsed=time.perf_counter() - started)
+                        elapsed=time.perf_counter() - started, nonfinite=output_check.count)
+
+
+@contextlib.contextmanager
+def terminate_on_signals(signums: Sequence[int] | None = None) -> Iterator[None]:
+    """Raise :class:`Terminated` in the main thread when one of `signums` arrives.
+
+    For a command line around :func:`filter_file`: the exception unwinds like
+    Ctrl-C's :class:`KeyboardInterrupt`, so the temporary output file is
+    removed instead of being left behind by the default action (the process
+    killed on the spot).  Only the first signal raises; later ones are ignored
+    while the clean-up runs.  The previous handlers are restored on exit.
+
+    Parameters
+    ----------
+    signums : sequence of int or None
+        Signals to handle; None means SIGTERM and SIGHUP (where the platform
+        has them).  A signal whose disposition is "ignore" (SIGHUP under
+        ``nohup``) stays ignored.
+
+    Notes
+    -----
+    Python handles signals in the main thread only; in any other thread this
+    does nothing.
+    """
+    if signums is None:
+        signums = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
+                   if hasattr(signal, name)]
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        if not received:
+            received.append(signum)
+            raise Terminated(signum)
+
+    previous: dict[int, Any] = {}
+    try:
+        for signum in signums:
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                previous[signum] = signal.signal(signum, handler)
+        yield
+    finally:
+        for signum, old in previous.items():
+            # None: a handler installed outside Python, which cannot be put back.
+            signal.signal(signum, signal.SIG_DFL if old is None else old)
 
 
 # -- files -------------------------------------------------------------------
@@ -248,6 +391,10 @@ def filter_file(
 
 def _output_format(output: str, subtype: str | None) -> tuple[str, str]:
     """The `soundfile` format named by `output`'s extension and the subtype to write."""
+    if os.path.isdir(output):
+        raise AudioError(f"output {output!r} is a directory; give the name of the file to "
+                         f"write in it, e.g. {os.path.join(output, 'out.wav')!r}.")
+    _check_directory(output)
     extension = Path(output).suffix[1:].upper()
     file_format = _FORMAT_ALIASES.get(extension, extension)
     formats = soundfile.available_formats()
@@ -255,11 +402,6 @@ def _output_format(output: str, subtype: str | None) -> tuple[str, str]:
         known = ", ".join(sorted({f".{name.lower()}" for name in formats} - {".raw"}))
         raise AudioError(f"unsupported output file extension {Path(output).suffix!r} for "
                          f"{output!r}; use one of {known}.")
-    directory = Path(output).parent
-    if not directory.is_dir():
-        raise AudioError(f"output directory {str(directory)!r} does not exist.")
-    if Path(output).is_dir():
-        raise AudioError(f"output {output!r} is a directory.")
     allowed = soundfile.available_subtypes(file_format)
     if subtype is None:
         if soundfile.check_format(file_format, "FLOAT"):
@@ -276,11 +418,63 @@ def _output_format(output: str, subtype: str | None) -> tuple[str, str]:
     return file_format, subtype.upper()
 
 
-def _check_exists(path: str, role: str) -> None:
-    if not os.path.exists(path):
-        raise AudioError(f"{role} file {path!r} does not exist.")
-    if os.path.isdir(path):
-        raise AudioError(f"{role} file {path!r} is a directory.")
+def _check_directory(output: str) -> None:
+    """Raise AudioError, saying why, if `output`'s directory cannot hold it."""
+    directory = os.path.dirname(output) or os.curdir
+    try:
+        if stat.S_ISDIR(os.stat(directory).st_mode):
+            return
+        reason = f"{directory!r} is not a directory"
+    except FileNotFoundError:
+        raise AudioError(f"output directory {directory!r} does not exist.") from None
+    except OSError as err:
+        reason = _reason(err, directory)
+    raise AudioError(f"cannot write output file {output!r}: {reason}.")
+
+
+def _check_not_an_input(output: str, inputs: dict[str, Any], force: bool) -> None:
+    """Raise AudioError if `output` is one of the `inputs` (role: path), unless `force`."""
+    for role, path in inputs.items():
+        path = os.fspath(path)
+        try:
+            same = os.path.samefile(output, path)
+        except OSError:  # one of them does not exist (yet), or is reported later
+            continue
+        if same and not force:
+            alias = "" if os.path.abspath(output) == os.path.abspath(path) else (
+                ", under another name (a hard or symbolic link)")
+            raise AudioError(f"output file {output!r} is the {role} file {path!r}{alias}; "
+                             f"writing it would replace the {role}: choose another output "
+                             f"file, or replace the {role} with force=True (--force).")
+
+
+def _reason(err: OSError, path: str) -> str:
+    """Why `err` occurred on `path`, in words: 'permission denied', ..."""
+    if err.errno == errno.ENOTDIR:
+        # Name the culprit: the first ancestor that exists but is not a directory.
+        for parent in Path(path).parents:
+            if os.path.lexists(parent) and not parent.is_dir():
+                return f"{str(parent)!r} is not a directory"
+    if err.errno:
+        text = os.strerror(err.errno)
+        return text[:1].lower() + text[1:]
+    return _error_text(err)
+
+
+def _check_readable(path: str, role: str) -> None:
+    """Raise AudioError, saying why, unless `path` is a file that this process can open."""
+    try:
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            raise AudioError(f"{role} file {path!r} is a directory.")
+        if stat.S_ISREG(mode):  # not a pipe or device, where opening has side effects
+            with open(path, "rb"):
+                pass
+    except FileNotFoundError:
+        raise AudioError(f"{role} file {path!r} does not exist.") from None
+    except OSError as err:
+        # libsndfile would only say "System error." for these.
+        raise AudioError(f"cannot open {role} file {path!r}: {_reason(err, path)}.") from None
 
 
 def _error_text(err: Exception) -> str:
@@ -288,29 +482,40 @@ def _error_text(err: Exception) -> str:
     return " ".join(text.split())  # one line
 
 
+def _read_error(err: Exception, path: str, role: str) -> AudioError:
+    """The AudioError for `err`, raised by `soundfile` reading the `role` file `path`."""
+    if isinstance(err, OSError) and err.errno:
+        return AudioError(f"cannot open {role} file {path!r}: {_reason(err, path)}.")
+    return AudioError(f"cannot read {role} file {path!r}: {_error_text(err)}")
+
+
 def _open_input(path: str | os.PathLike) -> soundfile.SoundFile:
     path = os.fspath(path)
-    _check_exists(path, "input")
+    _check_readable(path, "input")
     try:
         source = soundfile.SoundFile(path)
     except (soundfile.SoundFileError, OSError) as err:
-        raise AudioError(f"cannot read input file {path!r}: {_error_text(err)}") from None
+        raise _read_error(err, path, "input") from None
     if source.frames <= 0:
         source.close()
         raise AudioError(f"input file {path!r} has no samples.")
     return source
 
 
-def _read_ir(path: str | os.PathLike, rate: int, resample: bool) -> np.ndarray:
-    """The IR at the input's sample `rate`, shape (K, channels), float64."""
+def _read_ir(path: str | os.PathLike, rate: int, resample: bool,
+             nonfinite: str) -> tuple[np.ndarray, _NonFinite]:
+    """The IR at the input's sample `rate`, shape (K, channels), float64, and its census."""
     path = os.fspath(path)
-    _check_exists(path, "IR")
+    _check_readable(path, "IR")
     try:
         ir, ir_rate = soundfile.read(path, dtype="float64", always_2d=True)
     except (soundfile.SoundFileError, OSError) as err:
-        raise AudioError(f"cannot read IR file {path!r}: {_error_text(err)}") from None
+        raise _read_error(err, path, "IR") from None
     if ir.shape[0] == 0:
         raise AudioError(f"IR file {path!r} has no samples.")
+    census = _NonFinite(f"IR file {path!r}")
+    if census.check(ir) and nonfinite == "error":
+        raise AudioError(census.error())
     if ir_rate != rate:
         if not resample:
             raise AudioError(f"IR file {path!r} is at {ir_rate} Hz but the input is at "
@@ -319,7 +524,7 @@ def _read_ir(path: str | os.PathLike, rate: int, resample: bool) -> np.ndarray:
         # A discrete IR sums to its DC gain; resampling by r multiplies that sum
         # by r, so scale by 1/r to keep the filter's frequency response.
         ir = resample_poly(ir, rate, ir_rate, axis=0) * (ir_rate / rate)
-    return ir
+    return ir, census
 
 
 def _kernel(ir: np.ndarray, channels: int, path: Any) -> tuple[np.ndarray, bool]:
@@ -332,9 +537,83 @@ def _kernel(ir: np.ndarray, channels: int, path: Any) -> tuple[np.ndarray, bool]
     if n == 4 and channels == 2:
         # kernel[:, c, f] is input c to output f: LL, LR, RL, RR in file order.
         return ir.reshape(k, 2, 2), False
-    allowed = "1 or 4 (true stereo)" if channels == 2 else f"1 or {channels}"
+    if channels == 1:
+        fits = "the input is mono; use a mono IR"
+    elif channels == 2:
+        fits = "use an IR with 1, 2 or 4 (true stereo) channels"
+    else:
+        fits = f"use an IR with 1 or {channels} channels"
     raise AudioError(f"IR file {os.fspath(path)!r} has {n} channels, which does not fit a "
-                     f"{channels}-channel input; use an IR with {allowed} channels.")
+                     f"{channels}-channel input; {fits}.")
+
+
+class _NonFinite:
+    """A census of the non-finite samples of a signal, taken block by block.
+
+    Parameters
+    ----------
+    what : str
+        The signal, for messages: ``"input file 'in.wav'"``.
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.count = 0
+        #: (frame, channel, value) of the first non-finite sample, counting from 0.
+        self.first: tuple[int, int, float] | None = None
+        self._frames = 0
+
+    def check(self, block: np.ndarray) -> int:
+        """Count the non-finite samples of the next `block`, shape (frames, channels)."""
+        finite = np.isfinite(block)
+        bad = 0
+        if not finite.all():
+            bad = block.size - int(np.count_nonzero(finite))
+            if self.first is None:
+                frame, channel = np.unravel_index(int(np.argmin(finite)), finite.shape)
+                self.first = (self._frames + int(frame), int(channel),
+                              float(block[frame, channel]))
+            self.count += bad
+        self._frames += block.shape[0]
+        return bad
+
+    def where(self) -> str:
+        assert self.first is not None
+        frame, channel, value = self.first
+        return f"{value} at frame {frame}, channel {channel} (counting from 0)"
+
+    def describe(self) -> str:
+        """One clause: how many non-finite samples, and where the first is."""
+        plural = "" if self.count == 1 else "s"
+        return (f"{self.what} has {self.count} non-finite sample{plural} (NaN or Inf), "
+                f"the first: {self.where()}")
+
+    def error(self) -> str:
+        """The message of an AudioError under ``nonfinite='error'``."""
+        return (f"{self.what} has a non-finite sample: {self.where()}; fix it, or pass "
+                f"such samples through with nonfinite='pass' (--nonfinite pass).")
+
+
+def _overflow(check: _NonFinite) -> AudioError:
+    """The error for a non-finite output of finite data (input and IR were checked)."""
+    return AudioError(f"{check.what} has a non-finite sample although the input and IR are "
+                      f"finite: {check.where()}; the float32 range overflowed, so lower the "
+                      f"gain, or pass it through with nonfinite='pass' (--nonfinite pass).")
+
+
+def _peak(blocks: Iterator[np.ndarray], output: str, nonfinite: str) -> float:
+    """The largest absolute value of `blocks` (the first pass of `normalize`)."""
+    check = _NonFinite("the filtered signal")
+    peak = 0.0
+    for block in blocks:
+        if check.check(block):
+            if nonfinite == "error":
+                raise _overflow(check)
+            raise AudioError(f"cannot normalize {output!r}: the filtered signal has non-finite "
+                             f"samples (NaN or Inf), the first: {check.where()}, so it has no "
+                             f"peak; use gain_db (--gain-db) instead of normalize.")
+        peak = max(peak, float(np.max(np.abs(block), initial=0.0)))
+    return peak
 
 
 def _temporary_name(output: str) -> str:
@@ -344,18 +623,43 @@ def _temporary_name(output: str) -> str:
 
 
 def _write(blocks: Iterator[np.ndarray], output: str, file_format: str, subtype: str,
-           rate: int, channels: int, scale: float) -> tuple[float, int]:
-    """Write scaled `blocks` to `output` via a temporary file; return (peak, clipped)."""
+           rate: int, channels: int, scale: float, check: _NonFinite,
+           nonfinite: str) -> tuple[float, int]:
+    """Write scaled `blocks` to `output` via a temporary file; return (peak, clipped).
+
+    `check` counts the non-finite samples written (``nonfinite='pass'``, to a
+    subtype in `NONFINITE_SUBTYPES`); otherwise the first one is an AudioError.
+    """
     clips = subtype not in FLOAT_SUBTYPES and not subtype.startswith("MPEG")
     temporary = _temporary_name(output)
+    created = True  # set first: a signal may come right after the file is created
     peak, clipped = 0.0, 0
     try:
-        with soundfile.SoundFile(temporary, "x", samplerate=rate, channels=channels,
+        try:
+            # Created here rather than by libsndfile, whose error would only say
+            # "System error." for a directory without write permission.
+            os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except OSError as err:
+            created = False  # nothing to remove, and never another's file of that name
+            raise AudioError(f"cannot write output file {output!r}: cannot create a file in "
+                             f"{os.path.dirname(temporary) or os.curdir!r}: "
+                             f"{_reason(err, temporary)}.") from None
+        with soundfile.SoundFile(temporary, "w", samplerate=rate, channels=channels,
                                  subtype=subtype, format=file_format) as sink:
             for block in blocks:
                 if scale != 1.0:
                     block = block * scale  # a new array: the stream may own `block`
-                peak = max(peak, float(np.max(np.abs(block), initial=0.0)))
+                if check.check(block):
+                    if nonfinite == "error":
+                        raise _overflow(check)
+                    if subtype not in NONFINITE_SUBTYPES:
+                        raise AudioError(
+                            f"cannot write non-finite samples to {output!r} as {subtype}: "
+                            f"only {' and '.join(NONFINITE_SUBTYPES)} hold NaN and Inf, and "
+                            f"{check.what} has one: {check.where()}; write one of those "
+                            f"subtypes, or fix the input.")
+                # np.maximum, unlike max(), keeps a NaN.
+                peak = float(np.maximum(peak, np.max(np.abs(block), initial=0.0)))
                 if clips:
                     over = np.count_nonzero(np.abs(block) > 1.0)
                     if over:
@@ -364,11 +668,12 @@ def _write(blocks: Iterator[np.ndarray], output: str, file_format: str, subtype:
                 sink.write(block)
         os.replace(temporary, output)
     except BaseException as err:
-        if os.path.exists(temporary):
+        if created and os.path.exists(temporary):
             os.remove(temporary)
         if isinstance(err, (soundfile.SoundFileError, OSError)):
-            raise AudioError(f"cannot write output file {output!r}: "
-                             f"{_error_text(err)}") from None
+            reason = (f"{_reason(err, output)}." if isinstance(err, OSError) and err.errno
+                      else _error_text(err))
+            raise AudioError(f"cannot write output file {output!r}: {reason}") from None
         raise
     return peak, clipped
 
@@ -425,8 +730,13 @@ class _Fifo:
 
 
 def _mixed(source: soundfile.SoundFile, stream: Any, frames: int, out_frames: int,
-           block_size: int, mix: float, progress: _Progress) -> Iterator[np.ndarray]:
-    """Yield the mixed output in order, ``out_frames`` frames in all, float32."""
+           block_size: int, mix: float, check: _NonFinite, nonfinite: str,
+           progress: _Progress) -> Iterator[np.ndarray]:
+    """Yield the mixed output in order, ``out_frames`` frames in all, float32.
+
+    `check` takes the census of the input's non-finite samples; with
+    ``nonfinite='error'`` the first one is an AudioError.
+    """
     dry = _Fifo(source.channels) if mix < 1.0 else None
     done = 0
 
@@ -451,6 +761,8 @@ def _mixed(source: soundfile.SoundFile, stream: Any, frames: int, out_frames: in
                                  f"{_error_text(err)}") from None
             if block.shape[0] == 0:  # the header promised more than the file holds
                 break
+            if check.check(block) and nonfinite == "error":
+                raise AudioError(check.error())
             read += block.shape[0]
             if dry is not None:
                 dry.push(block)
@@ -507,8 +819,10 @@ class _Progress:
             self._bar.set_postfix_str(f"{seconds / elapsed:.1f}x real time", refresh=False)
         self._bar.update(min(seconds, self._bar.total) - self._bar.n)
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         if self._bar is not None:
+            if exc_type is not None:
+                self._bar.leave = False  # clear it: the error message follows
             self._bar.close()
 
 

@@ -31,9 +31,19 @@ def _shape(text: str) -> tuple[int, ...]:
         shape = tuple(int(v) for v in text.replace("x", ",").split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a shape like 8,65536,4: {text!r}") from None
-    if len(shape) != 3 or min(shape) < 0:
-        raise argparse.ArgumentTypeError(f"need three non-negative sizes, got {text!r}")
+    if len(shape) != 3 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"need three positive sizes (>= 1), got {text!r}")
     return shape
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
 
 
 class _Parser(argparse.ArgumentParser):
@@ -67,9 +77,14 @@ def _parser() -> argparse.ArgumentParser:
         description="Time FFTs, the per-bin product, a GEMM and a window gather, and write "
                     "a TOML configuration with the measured constants (budgets, FFTW "
                     "options and streaming costs are copied from the base configuration).")
-    t.add_argument("--output", required=True, metavar="TOML", help="file to write")
+    t.add_argument("--output", required=True, metavar="TOML",
+                   help="file to write (replaced when complete); an existing file is "
+                        "only replaced if it is a fftconv configuration, or with --force")
+    t.add_argument("--force", action="store_true",
+                   help="replace OUTPUT even if it is not a fftconv configuration")
     t.add_argument("--base", metavar="TOML", help="configuration to start from")
-    t.add_argument("--repeat", type=int, default=5, help="timed runs per measurement")
+    t.add_argument("--repeat", type=_positive_int, default=5, metavar="N",
+                   help="timed runs per measurement, >= 1 (default: 5)")
     f = commands.add_parser(
         "filter", help="convolve an audio file with an impulse response file",
         description="Convolve INPUT with the impulse response IR and write OUTPUT (format "
@@ -77,7 +92,11 @@ def _parser() -> argparse.ArgumentParser:
                     "every channel, an IR with the input's channel count filters each "
                     "channel with its own, and a 4-channel IR on a stereo input is true "
                     "stereo in the order LL, LR, RL, RR (from-to). OUTPUT is written under "
-                    "a temporary name and renamed when complete.")
+                    "a temporary name (.OUTPUT.XXXXXXXX.part, in its directory) and renamed "
+                    "when complete; on an error, Ctrl-C (exit status 130), SIGTERM (143) or "
+                    "SIGHUP (129) the temporary file is removed and an existing OUTPUT is "
+                    "left as it was. NaN or infinite samples are an error unless "
+                    "--nonfinite pass.")
     f.add_argument("input", metavar="INPUT", help="audio file to filter (WAV, FLAC, OGG, ...)")
     f.add_argument("ir", metavar="IR", help="impulse response file")
     f.add_argument("output", metavar="OUTPUT", help="file to write")
@@ -102,35 +121,99 @@ def _parser() -> argparse.ArgumentParser:
                    help="resample the IR to the input's sample rate when they differ")
     f.add_argument("--no-progress", dest="progress", action="store_false",
                    help="do not show the progress bar on stderr")
+    f.add_argument("--nonfinite", choices=audio.NONFINITE, default="error",
+                   help="NaN or infinite samples in INPUT, IR or the result: error (default) "
+                        "stops, naming the file and the first bad frame and channel; pass "
+                        "writes them with a warning that counts them, to a FLOAT or DOUBLE "
+                        "subtype only (any other subtype is still an error: integer samples "
+                        "cannot hold them); --normalize refuses them")
+    f.add_argument("--force", action="store_true",
+                   help="allow OUTPUT to be INPUT or IR (the same file, or a link to it); "
+                        "it is replaced once the new file is complete")
+    from fftconv import demo
+
+    d = commands.add_parser(
+        "demo", help="reverberate a generated test signal; print the plan and the times",
+        description="Make a stereo test signal and a synthetic stereo room impulse response, "
+                    "convolve them with fftconv (the full convolution, with the reverb "
+                    "tail), print the plan, fftconv's time (the first call, which plans, and "
+                    "a repeat call) and scipy.signal.oaconvolve's on the same job, and write "
+                    f"{demo.DRY_FILE}, {demo.IR_FILE}, {demo.WET_FILE} and, when matplotlib "
+                    f"is installed, {demo.PLOT_FILE}. Existing files of these names are "
+                    "replaced.")
+    d.add_argument("--output-dir", default=".", metavar="DIR",
+                   help="directory for the files, created if missing (default: the current "
+                        "directory)")
+    d.add_argument("--seconds", type=float, default=demo.DEFAULT_SECONDS, metavar="S",
+                   help=f"length of the test signal, {demo.MIN_SECONDS:g} to "
+                        f"{demo.MAX_SECONDS:g} (default: {demo.DEFAULT_SECONDS:g})")
+    d.add_argument("--no-plot", dest="plot", action="store_false",
+                   help=f"do not write {demo.PLOT_FILE}")
+    d.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seed of the test signal and the room, >= 0 (default: 0)")
     return parser
 
 
 def _filter(args: argparse.Namespace) -> int:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = audio.filter_file(
-            args.input, args.ir, args.output, length=args.length, mix=args.mix,
-            gain_db=args.gain_db, normalize=args.normalize, subtype=args.subtype,
-            block_size=args.block_size, backend=args.backend, method=args.method,
-            resample=args.resample, progress=args.progress)
+    try:
+        # SIGTERM and SIGHUP unwind like Ctrl-C, so the temporary file is removed.
+        with audio.terminate_on_signals(), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = audio.filter_file(
+                args.input, args.ir, args.output, length=args.length, mix=args.mix,
+                gain_db=args.gain_db, normalize=args.normalize, subtype=args.subtype,
+                block_size=args.block_size, backend=args.backend, method=args.method,
+                resample=args.resample, progress=args.progress, nonfinite=args.nonfinite,
+                force=args.force)
+    except audio.Terminated as err:
+        print(f"fftconv filter: {err}", file=sys.stderr)
+        return 128 + err.signum
     for warning in caught:
         print(f"fftconv filter: warning: {warning.message}", file=sys.stderr)
-    peak = f"{20 * math.log10(result.peak):+.1f} dBFS" if result.peak > 0 else "silent"
-    print(f"wrote {result.output}: {result.duration:.2f} s, {result.channels} channels, "
+    if not math.isfinite(result.peak):  # NaN or inf, written with --nonfinite pass
+        peak = f"{result.peak}"
+    elif result.peak > 0:
+        peak = f"{20 * math.log10(result.peak):+.1f} dBFS"
+    else:
+        peak = "silent"
+    if result.nonfinite:
+        peak += f" ({result.nonfinite} non-finite samples)"
+    channels = f"{result.channels} channel{'' if result.channels == 1 else 's'}"
+    print(f"wrote {result.output}: {result.duration:.2f} s, {channels}, "
           f"{result.samplerate} Hz, {result.subtype}, peak {peak}, "
           f"{result.realtime_factor:.1f}x real time")
     return 0
 
 
 def _tune(args: argparse.Namespace) -> int:
+    from fftconv._files import replace_atomically
+    from fftconv.config import read_config
     from fftconv.tune import measure_config
 
-    config = measure_config(load_config(args.base), repeat=args.repeat,
-                            log=lambda line: print(line, file=sys.stderr))
+    base = load_config(args.base)
+    # Checked before measuring, which takes a while.
+    output = Path(args.output)
+    if args.output.endswith(("/", os.sep)) or output.is_dir():
+        raise ValueError(f"--output {args.output}: is a directory; give the file to write.")
+    if not output.parent.is_dir():
+        raise ValueError(f"--output {args.output}: directory {output.parent} does not exist.")
+    if output.exists() and not args.force:
+        try:
+            read_config(output)
+        except ValueError:
+            raise ValueError(f"--output {args.output} exists and is not a fftconv "
+                             f"configuration; use --force to replace it.") from None
+    try:
+        config = measure_config(base, repeat=args.repeat,
+                                log=lambda line: print(line, file=sys.stderr))
+    except RuntimeError as err:
+        print(f"fftconv tune: error: {err} Nothing was written.", file=sys.stderr)
+        return 2
     header = ("# fftconv cost model measured by `fftconv tune` on "
               f"{platform.node()} ({platform.machine()}, {os.cpu_count()} cores).\n"
               f"# Use it with config=PATH or FFTCONV_CONFIG={args.output}.\n\n")
-    Path(args.output).write_text(header + config.to_toml())
+    # An interrupted run leaves the old file or none, never part of one.
+    replace_atomically(output, header + config.to_toml())
     print(f"wrote {args.output}")
     return 0
 
@@ -167,11 +250,24 @@ def _plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from fftconv.demo import TOLERANCE, run_demo
+
+    result = run_demo(args.output_dir, seconds=args.seconds, plot=args.plot, seed=args.seed)
+    if not result.agrees:
+        print(f"fftconv demo: error: fftconv and scipy.signal.oaconvolve differ by "
+              f"{result.max_abs_diff:.2e}, more than {TOLERANCE:g} of max|y| = "
+              f"{result.max_abs_output:.3g}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
-        return {"plan": _plan, "tune": _tune, "filter": _filter}[args.command](args)
+        return {"plan": _plan, "tune": _tune, "filter": _filter,
+                "demo": _demo}[args.command](args)
     except (ValueError, TypeError, OSError) as err:
         print(f"fftconv {args.command}: error: {err}", file=sys.stderr)
         return 2

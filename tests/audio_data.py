@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -60,3 +61,15 @@ def assert_audio_close(path, expected, subtype="FLOAT"):
     assert soundfile.info(str(path)).subtype == subtype
     peak = float(np.max(np.abs(expected)))
     np.testing.assert_allclose(actual, expected, rtol=0, atol=RTOL * peak + STEP[subtype])
+
+
+def with_nonfinite(data, frame, channel, value=float("nan")):
+    """A copy of `data` (frames, channels) with `value` (NaN, +-Inf) at one sample."""
+    data = np.array(data, dtype=np.float64)
+    data[frame, channel] = value
+    return data
+
+
+def leftovers(directory, keep):
+    """Files in `directory` other than those in `keep` (outputs, temporary files)."""
+    return sorted(set(os.listdir(directory)) - {os.path.basename(k) for k in keep})

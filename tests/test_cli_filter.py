@@ -5,24 +5,45 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
-from audio_data import RATE, STEP, assert_audio_close, decaying, noise, read, reference, write
+from audio_data import (
+    RATE,
+    STEP,
+    assert_audio_close,
+    decaying,
+    noise,
+    read,
+    reference,
+    with_nonfinite,
+    write,
+)
 
 from fftconv import resample_poly
 
 SCRIPT = shutil.which("fftconv", path=str(Path(sys.executable).parent)) or shutil.which("fftconv")
 
 
-def run(*args: str | Path) -> subprocess.CompletedProcess:
+def run(*args: str | Path, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     command = [SCRIPT] if SCRIPT else [sys.executable, "-m", "fftconv.cli"]
-    return subprocess.run(command + ["filter", *map(str, args)], capture_output=True,
-                          text=True, timeout=120)
+    out = subprocess.run([*prefix, *command, "filter", *map(str, args)], capture_output=True,
+                         timeout=120)
+    # Decoded here: text=True would turn the progress bar's carriage returns into newlines.
+    return subprocess.CompletedProcess(out.args, out.returncode, out.stdout.decode(),
+                                       out.stderr.decode())
+
+
+def visible(stderr: str) -> list[str]:
+    """The non-blank lines of `stderr` as a terminal shows them (a carriage return rewrites)."""
+    lines = [line.rsplit("\r", 1)[-1].strip() for line in stderr.split("\n")]
+    return [line for line in lines if line]
 
 
 def succeeded(out: subprocess.CompletedProcess, warns: bool = False
@@ -113,8 +134,12 @@ def bad_inputs(tmp_path: Path) -> dict[str, Path]:
         "ir44": write(tmp_path / "ir44.wav", decaying(100, 1, seed=9), rate=44100),
         "empty": write(tmp_path / "empty.wav", np.zeros((0, 2))),
         "garbage": tmp_path / "garbage.flac",
+        "nan": write(tmp_path / "nan.wav", with_nonfinite(noise(1000, 2, seed=10), 300, 1)),
+        "mono": write(tmp_path / "mono.wav", noise(1000, 1, seed=11)),
+        "folder": tmp_path / "folder",
     }
     paths["garbage"].write_bytes(b"fLaC but nothing else that makes sense" * 4)
+    paths["folder"].mkdir()
     return paths
 
 
@@ -137,6 +162,30 @@ def bad_inputs(tmp_path: Path) -> dict[str, Path]:
     (("stereo", "ir", "out.flac", "--subtype", "FLOAT"), "subtype 'FLOAT' is not available"),
     (("stereo", "ir", "out.wav", "--backend", "gpu"), "argument --backend: invalid choice"),
     (("stereo", "ir"), "the following arguments are required: OUTPUT"),
+    (("nan", "ir", "out.wav"), r"input file '.*nan.wav' has a non-finite sample: nan at frame "
+                               r"300, channel 1 \(counting from 0\); .*--nonfinite pass"),
+    (("stereo", "nan", "out.wav"), "IR file '.*nan.wav' has a non-finite sample: nan at frame "
+                                   "300, channel 1"),
+    (("nan", "ir", "out.wav", "--nonfinite", "pass", "--subtype", "PCM_16"),
+     "cannot write non-finite samples to '.*out.wav' as PCM_16: only FLOAT and DOUBLE"),
+    (("nan", "ir", "out.flac", "--nonfinite", "pass"),
+     "cannot write non-finite samples to '.*out.flac' as PCM_24"),
+    (("nan", "ir", "out.wav", "--nonfinite", "pass", "--normalize", "-1"),
+     "cannot normalize '.*out.wav': the filtered signal has non-finite samples"),
+    (("stereo", "ir", "out.wav", "--nonfinite", "drop"), "argument --nonfinite: invalid choice"),
+    (("mono", "stereo", "out.wav"), r"IR file '.*in.wav' has 2 channels, which does not fit a "
+                                    r"1-channel input; the input is mono; use a mono IR\.$"),
+    (("stereo", "ir3", "out.wav"), r"use an IR with 1, 2 or 4 \(true stereo\) channels\.$"),
+    (("stereo", "ir", "stereo"), r"output file '.*in.wav' is the input file '.*in.wav'; .* "
+                                 r"\(--force\)\.$"),
+    (("stereo", "ir", "ir"), "output file '.*ir.wav' is the IR file '.*ir.wav'"),
+    (("folder", "ir", "out.wav"), r"input file '.*folder' is a directory\.$"),
+    (("stereo", "folder", "out.wav"), r"IR file '.*folder' is a directory\.$"),
+    (("stereo", "ir", "folder"), "output '.*folder' is a directory; give the name of the file"),
+    (("stereo", "ir.wav/x.wav", "out.wav"),
+     r"cannot open IR file '.*ir.wav/x.wav': '.*ir.wav' is not a directory\.$"),
+    (("stereo", "ir", "in.wav/out.wav"),
+     r"cannot write output file '.*in.wav/out.wav': '.*in.wav' is not a directory\.$"),
 ])
 def test_bad_input_gives_one_line_and_leaves_no_output(tmp_path, case, message):
     paths = bad_inputs(tmp_path)
@@ -145,13 +194,110 @@ def test_bad_input_gives_one_line_and_leaves_no_output(tmp_path, case, message):
             for i, a in enumerate(case)]
     out = run(*args)
     assert out.returncode == 2
-    lines = out.stderr.strip().splitlines()
+    lines = visible(out.stderr)  # a progress bar is cleared when an error stops it
     assert len(lines) == 1, out.stderr
     assert lines[0].startswith("fftconv filter: error: ")
     assert re.search(message, lines[0]), lines[0]
     assert out.stdout == ""
     assert sorted(os.listdir(tmp_path)) == before  # no output, no temporary file
 
+
+
+def test_nonfinite_pass_warns_and_reports_the_peak(tmp_path):
+    x = write(tmp_path / "in.wav", with_nonfinite(noise(3000, 2, seed=12), 1000, 1))
+    ir = write(tmp_path / "ir.wav", decaying(100, 1, seed=13))
+    out = tmp_path / "out.wav"
+    result = succeeded(run(x, ir, out, "--nonfinite", "pass", "--no-progress"), warns=True)
+    bad = int(np.count_nonzero(~np.isfinite(read(out))))
+    warning = visible(result.stderr)
+    assert len(warning) == 1 and warning[0].startswith("fftconv filter: warning: input file ")
+    assert "has 1 non-finite sample (NaN or Inf), the first: nan at frame 1000, channel 1" in (
+        warning[0])
+    assert f"the filtered signal has {bad} non-finite samples" in warning[0]
+    assert f", peak nan ({bad} non-finite samples), " in result.stdout  # NaN is not ignored
+
+
+def test_force_filters_a_file_in_place(tmp_path):
+    data = noise(4000, 1, seed=14)
+    x = write(tmp_path / "in.wav", data)
+    ir = write(tmp_path / "ir.wav", decaying(500, 1, seed=15))
+    stored = read(x)
+    result = succeeded(run(x, ir, x, "--force", "--length", "full", "--no-progress"))
+    assert ", 1 channel, " in result.stdout
+    assert_audio_close(x, reference(stored, read(ir), "full"))
+    assert sorted(os.listdir(tmp_path)) == ["in.wav", "ir.wav"]
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
+def test_termination_signal_removes_the_temporary_file(tmp_path, name):
+    """The signal lands while OUTPUT is written: one-frame blocks make that take minutes."""
+    signum = getattr(signal, name)
+    x = write(tmp_path / "in.wav", noise(60 * RATE, 1, seed=16))
+    ir = write(tmp_path / "ir.wav", decaying(100, 1, seed=17))
+    out = write(tmp_path / "out.wav", np.full((10, 1), 0.5))  # an older output
+    command = [SCRIPT] if SCRIPT else [sys.executable, "-m", "fftconv.cli"]
+    process = subprocess.Popen(
+        command + ["filter", str(x), str(ir), str(out), "--block-size", "1", "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not [n for n in os.listdir(tmp_path) if n.endswith(".part")]:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no temporary file appeared"
+            time.sleep(0.01)
+        process.send_signal(signum)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 128 + signum, stderr
+    assert visible(stderr) == [f"fftconv filter: terminated by {name}"]
+    assert stdout == ""
+    assert sorted(os.listdir(tmp_path)) == ["in.wav", "ir.wav", "out.wav"]  # no .part file
+    np.testing.assert_array_equal(read(out), np.full((10, 1), 0.5))  # untouched
+
+
+def without_privileges() -> tuple[str, ...]:
+    """A command prefix under which file modes stop this process (root is not stopped)."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return ()
+    # Root passes permission checks through two capabilities; setpriv (util-linux)
+    # runs a command without them.
+    setpriv = shutil.which("setpriv")
+    drop = "-dac_override,-dac_read_search"
+    prefix = (setpriv, f"--bounding-set={drop}", f"--inh-caps={drop}", "--") if setpriv else ()
+    if not prefix or subprocess.run([*prefix, "true"], capture_output=True).returncode:
+        pytest.skip("running as root, whom file modes do not stop, and setpriv cannot drop "
+                    "that privilege here")
+    return prefix
+
+
+@pytest.mark.parametrize("locked", ["in.wav", "ir.wav", "dir"])
+def test_permission_denied_names_the_file_and_the_reason(tmp_path, locked):
+    x = write(tmp_path / "in.wav", noise(1000, 2, seed=18))
+    ir = write(tmp_path / "ir.wav", decaying(100, 1, seed=19))
+    (tmp_path / "dir").mkdir()
+    out = tmp_path / "dir" / "out.wav"
+    message = {
+        "in.wav": f"cannot open input file {str(x)!r}: permission denied.",
+        "ir.wav": f"cannot open IR file {str(ir)!r}: permission denied.",
+        "dir": f"cannot write output file {str(out)!r}: cannot create a file in "
+               f"{str(out.parent)!r}: permission denied.",
+    }[locked]
+    prefix = without_privileges()
+    path = tmp_path / locked
+    mode = path.stat().st_mode
+    path.chmod(0o555 if path.is_dir() else 0)
+    try:
+        result = run(x, ir, out, "--no-progress", prefix=prefix)
+    finally:
+        path.chmod(mode)
+    assert result.returncode == 2, result.stderr
+    assert visible(result.stderr) == [f"fftconv filter: error: {message}"]
+    assert sorted(os.listdir(tmp_path)) == ["dir", "in.wav", "ir.wav"]
+    assert os.listdir(out.parent) == []
 
 @pytest.mark.slow
 def test_thirty_seconds_of_stereo_through_a_ten_second_ir(tmp_path):
