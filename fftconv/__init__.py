@@ -1,6 +1,7 @@
 """fftconv: frequency-domain convolution with the semantics of tfc's ``SignalConv1D``."""
 
 from fftconv.config import Config, load_config
+from fftconv.functional import convolve, correlate, upfirdn
 from fftconv.layer import SignalConv1D, signal_conv1d
 from fftconv.parameters import RDFTParameter, VariableParameter
 from fftconv.planner import Plan, plan
@@ -16,9 +17,12 @@ __all__ = [
     "SignalConv1D",
     "StreamingConv1D",
     "VariableParameter",
+    "convolve",
+    "correlate",
     "load_config",
     "plan",
     "resample_poly",
     "signal_conv1d",
+    "upfirdn",
 ]
 __version__ = "0.1.0"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from functools import cached_property
 
@@ -17,6 +18,9 @@ from fftconv.planner import Plan, check_method, plan
 from fftconv.reduction import check_fits, polyphase
 from fftconv.spec import ConvSpec
 from fftconv.spectra import SpectrumCache
+
+#: Input shapes whose plans an engine keeps (least recently used dropped first).
+MAX_PLANS = 256
 
 
 class Engine:
@@ -48,7 +52,7 @@ class Engine:
         self.config = load_config(config)
         self.spectra = SpectrumCache()
         self.plans_made = 0
-        self._plans: dict[tuple, Plan] = {}
+        self._plans: OrderedDict[tuple, Plan] = OrderedDict()  # least recently used first
         self._lock = threading.Lock()
 
     @cached_property
@@ -78,6 +82,10 @@ class Engine:
                              threads=self.backend.threads)
                 self._plans[key] = found
                 self.plans_made += 1
+                if len(self._plans) > MAX_PLANS:
+                    self._plans.popitem(last=False)
+            else:
+                self._plans.move_to_end(key)
             return found
 
     def __call__(self, x: np.ndarray, kernel: Callable[[], np.ndarray],

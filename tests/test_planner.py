@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from fftconv import SignalConv1D
+from fftconv import engine as engine_module
 from fftconv.config import load_config, read_config
 from fftconv.planner import fast_lengths, plan
 from fftconv.spec import ConvSpec
@@ -312,3 +313,12 @@ def test_rdft_kernel_not_evaluated_when_cached(monkeypatch):
     monkeypatch.setattr(type(param), "__call__", lambda self: calls.append(1) or None)
     layer(x)
     assert calls == []
+
+
+def test_engine_keeps_a_bounded_number_of_plans(monkeypatch):
+    monkeypatch.setattr(engine_module, "MAX_PLANS", 3)
+    engine = engine_module.Engine(ConvSpec.from_arguments(5, True, 1, 1, "valid", None), 1)
+    for width in (10, 11, 12, 10, 13):  # 10 used again: 11 is the oldest when 13 comes
+        engine.plan_for((1, 1, width), F32)
+    assert [key[0][2] for key in engine._plans] == [12, 10, 13]
+    assert engine.plans_made == 4
