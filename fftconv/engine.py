@@ -111,7 +111,15 @@ class Engine:
             Newly allocated; channels last in memory (a transposed view) when
             `time_major`.
         """
-        chosen = self.plan_for(x.shape, x.dtype)
+        return self.execute(x, kernel, token, self.plan_for(x.shape, x.dtype), time_major)
+
+    def execute(self, x: np.ndarray, kernel: Callable[[], np.ndarray], token: Hashable | None,
+                chosen: Plan, time_major: bool = False) -> np.ndarray:
+        """Filter `x` with the given plan (any of its candidates, see :meth:`Plan.choose`).
+
+        Arguments and result as for :meth:`__call__`; `chosen` must be a plan of
+        this engine for ``x.shape`` and ``x.dtype``.
+        """
         poly = polyphase(self.spec)
         n_out = self.spec.output_width(x.shape[-1])
         dtype = x.dtype.str

@@ -7,6 +7,7 @@ candidate's estimated cost, so a choice can be explained.
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import os
 from collections.abc import Sequence
@@ -95,6 +96,22 @@ class Plan:
     backend: str
     problem: Problem
     candidates: tuple[Candidate, ...]
+
+    def choose(self, candidate: Candidate) -> Plan:
+        """This plan with `candidate` (one of its candidates, or another FFT length) chosen.
+
+        The chosen candidate moves to the front of :attr:`candidates`.
+        """
+        if candidate.path not in ("direct", "fft"):
+            raise ValueError(f"`candidate.path` must be 'direct' or 'fft', got "
+                             f"{candidate.path!r}.")
+        if candidate.path == "fft" and candidate.n_fft < self.problem.kernel_length:
+            raise ValueError(f"`candidate.n_fft` must be >= the phase kernel length "
+                             f"{self.problem.kernel_length}, got {candidate.n_fft}.")
+        block = candidate.n_fft - self.problem.kernel_length + 1 if candidate.path == "fft" else 0
+        others = tuple(c for c in self.candidates if c != candidate)
+        return dataclasses.replace(self, path=candidate.path, n_fft=candidate.n_fft,
+                                   block=block, candidates=(candidate, *others))
 
     def __str__(self) -> str:
         p = self.problem

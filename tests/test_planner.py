@@ -322,3 +322,23 @@ def test_engine_keeps_a_bounded_number_of_plans(monkeypatch):
         engine.plan_for((1, 1, width), F32)
     assert [key[0][2] for key in engine._plans] == [12, 10, 13]
     assert engine.plans_made == 4
+
+
+def test_any_candidate_can_be_executed():
+    """Plan.choose and Engine.execute run a candidate the planner did not pick."""
+    spec = ConvSpec.from_arguments(33, True, 2, 1, "same_zeros", None)
+    engine = engine_module.Engine(spec, 3)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 2, 500))
+    kernel = rng.standard_normal((33, 2, 3))
+    chosen = engine.plan_for(x.shape, x.dtype)
+    outputs = []
+    for candidate in chosen.candidates:
+        other = chosen.choose(candidate)
+        assert other.candidates[0] == candidate and set(other.candidates) == set(chosen.candidates)
+        outputs.append(engine.execute(x, lambda: kernel, "k", other))
+    assert {c.path for c in chosen.candidates} == {"direct", "fft"}
+    for y in outputs[1:]:
+        np.testing.assert_allclose(y, outputs[0], atol=1e-10)
+    with pytest.raises(ValueError, match="n_fft"):
+        chosen.choose(dataclasses.replace(chosen.candidates[0], path="fft", n_fft=8))
