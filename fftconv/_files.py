@@ -1,4 +1,4 @@
-"""Files other processes may read or write at the same time: atomic replace, advisory lock."""
+"""Files shared with other processes: the cache directory, atomic replace, advisory lock."""
 
 from __future__ import annotations
 
@@ -17,6 +17,19 @@ except ModuleNotFoundError:  # Windows: no advisory locks
 #: Seconds :func:`file_lock` waits for another holder before going on without the lock
 #: (a stopped process must not hang another one).
 LOCK_TIMEOUT = 10.0
+
+
+def cache_directory() -> Path:
+    """fftconv's cache directory (FFTW wisdom, plan wisdom), from the environment now.
+
+    ``$FFTCONV_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/fftconv``, else
+    ``~/.cache/fftconv``.  It may not exist yet.
+    """
+    directory = os.environ.get("FFTCONV_CACHE_DIR")
+    if directory:
+        return Path(directory)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "fftconv"
 
 
 def replace_atomically(path: str | os.PathLike, text: str) -> None:

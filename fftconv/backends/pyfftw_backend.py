@@ -64,7 +64,7 @@ import numpy as np
 import pyfftw
 import pyfftw.builders
 
-from fftconv._files import file_lock, replace_atomically
+from fftconv._files import cache_directory, file_lock, replace_atomically
 from fftconv.backends import _COMPLEX_TO_REAL, _REAL_TO_COMPLEX, Backend
 from fftconv.backends.blocks import BlockFFT
 
@@ -240,17 +240,8 @@ class _FFTWBlockFFT(BlockFFT):
 
 
 def wisdom_path() -> Path:
-    """Default wisdom file, from the environment at the time of the call.
-
-    ``$FFTCONV_CACHE_DIR/fftw-wisdom.json`` if that variable is set, else
-    ``$XDG_CACHE_HOME/fftconv/fftw-wisdom.json``, else ``~/.cache/fftconv/fftw-wisdom.json``.
-    """
-    directory = os.environ.get("FFTCONV_CACHE_DIR")
-    if directory:
-        return Path(directory) / WISDOM_FILE
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "fftconv" / WISDOM_FILE
+    """Default wisdom file: ``fftw-wisdom.json`` in :func:`fftconv._files.cache_directory`."""
+    return cache_directory() / WISDOM_FILE
 
 
 def load_wisdom(path: str | os.PathLike | None = None) -> bool:
