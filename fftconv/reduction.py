@@ -187,6 +187,11 @@ class Polyphase:
         filters = y.shape[1] // (groups * p)
         if p == 1:
             return y[:, :, :n_out]
+        if time_major and groups == 1 and y.transpose(0, 2, 1).flags.c_contiguous:
+            # Rows of y hold (q, f) for one phase output t, rows of the layer output
+            # f for one output t*P + q: the same memory, so interleaving is a reshape.
+            rows = y.transpose(0, 2, 1).reshape(b, t * p, filters)
+            return rows.transpose(0, 2, 1)[:, :, :n_out]
         phases = y.reshape(b, groups, p, filters, t)
         out = empty_signal((b, groups, filters, t * p), y.dtype, time_major)
         if p <= FEW_PHASES:  # a strided write per phase beats a 5-d transpose

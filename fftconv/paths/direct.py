@@ -45,6 +45,8 @@ def corr_valid_direct(x: np.ndarray, w: np.ndarray, block_bytes: int = BLOCK_BYT
     rows = max(1, block_bytes // row_bytes)
     step = t_total if rows > 1 or row_bytes <= block_bytes else max(
         1, block_bytes // (groups * c_in * kp * out.itemsize))
+    # Time-major results: the GEMM yields rows of (g, o) per output, as they are stored.
+    rows_out = out.transpose(0, 3, 1, 2) if time_major else None  # (B, T, G, Co) memory
     for b0 in range(0, b, rows):
         b1 = min(b0 + rows, b)
         for t0 in range(0, t_total, step):
@@ -52,6 +54,14 @@ def corr_valid_direct(x: np.ndarray, w: np.ndarray, block_bytes: int = BLOCK_BYT
             # Gather the windows as (G, Ci*Kp, rows*tb): one GEMM per group.
             cols = windows[b0:b1, :, :, t0:t1, :].transpose(1, 2, 4, 0, 3)
             cols = cols.reshape(groups, c_in * kp, (b1 - b0) * (t1 - t0))
-            res = np.matmul(wm, cols).reshape(groups, c_out, b1 - b0, t1 - t0)
-            out[b0:b1, :, :, t0:t1] = res.transpose(2, 0, 1, 3)
+            if rows_out is None:
+                res = np.matmul(wm, cols).reshape(groups, c_out, b1 - b0, t1 - t0)
+                out[b0:b1, :, :, t0:t1] = res.transpose(2, 0, 1, 3)
+            elif groups == 1:  # whole rows or one batch item: a contiguous target
+                target = np.reshape(rows_out[b0:b1, t0:t1], (-1, c_out), copy=False)
+                np.matmul(cols[0].T, wm[0].T, out=target)
+            else:
+                res = np.matmul(cols.transpose(0, 2, 1), wm.transpose(0, 2, 1))
+                rows_out[b0:b1, t0:t1] = res.reshape(groups, b1 - b0, t1 - t0,
+                                                     c_out).transpose(1, 2, 0, 3)
     return out.reshape(b, groups * c_out, t_total)
