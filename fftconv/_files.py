@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +15,14 @@ try:
     import fcntl
 except ModuleNotFoundError:  # Windows: no advisory locks
     fcntl = None
+
+#: Environment variable turning the saving of FFTW and plan wisdom on or off.
+SAVE_WISDOM_ENV = "FFTCONV_SAVE_WISDOM"
+_ENV_ON = ("1", "true", "yes")
+_ENV_OFF = ("0", "false", "no")
+
+_warned: set[str] = set()  # kinds of warning issued in this process
+_warned_lock = threading.Lock()
 
 #: Seconds :func:`file_lock` waits for another holder before going on without the lock
 #: (a stopped process must not hang another one).
@@ -90,3 +100,26 @@ def file_lock(lock_path: str | os.PathLike) -> Iterator[None]:
         yield  # the lock, if taken, goes with the descriptor
     finally:
         os.close(fd)
+
+
+def save_wisdom_env() -> bool | None:
+    """``$FFTCONV_SAVE_WISDOM`` as a bool; None if unset, empty or invalid (warns once)."""
+    raw = os.environ.get(SAVE_WISDOM_ENV, "")
+    value = raw.strip().lower()
+    if value in _ENV_ON:
+        return True
+    if value in _ENV_OFF:
+        return False
+    if value:
+        warn_once("env", f"{SAVE_WISDOM_ENV}={raw!r} is not one of {_ENV_ON + _ENV_OFF}; "
+                  "ignored (the configuration decides).", stacklevel=3)
+    return None
+
+
+def warn_once(kind: str, message: str, stacklevel: int = 2) -> None:
+    """Issue a RuntimeWarning unless one of this `kind` was issued in this process."""
+    with _warned_lock:
+        if kind in _warned:
+            return
+        _warned.add(kind)
+    warnings.warn(message, RuntimeWarning, stacklevel=stacklevel + 1)

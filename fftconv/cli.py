@@ -6,7 +6,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import sys
 import warnings
 from collections.abc import Sequence
@@ -15,7 +14,7 @@ from typing import NoReturn
 
 from fftconv import audio
 from fftconv.backends import BACKENDS
-from fftconv.config import load_config
+from fftconv.config import describe_config, load_config
 from fftconv.layer import SignalConv1D
 
 #: Layer arguments the ``plan`` command takes as flags (name, type).
@@ -72,19 +71,41 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="TOML", help="cost-model configuration file")
     p.add_argument("--input-shape", type=_shape, required=True, metavar="B,W,C",
                    help="input shape in the layer's data format, e.g. 8,65536,4")
+    p.add_argument("--plot", metavar="FILE",
+                   help="also draw the estimated cost of the direct and the FFT path against "
+                        "kernel length (K/64 to K*64) for this layer and input, marking its K "
+                        "and the crossover, to FILE (format from its extension, e.g. .png); "
+                        "needs matplotlib")
     t = commands.add_parser(
-        "tune", help="measure the cost model on this machine and write a config file",
-        description="Time FFTs, the per-bin product, a GEMM and a window gather, and write "
-                    "a TOML configuration with the measured constants (budgets, FFTW "
-                    "options and streaming costs are copied from the base configuration).")
-    t.add_argument("--output", required=True, metavar="TOML",
-                   help="file to write (replaced when complete); an existing file is "
+        "tune", help="fit the cost model to this machine and write a config file",
+        description="Measure the cost model's constants with micro-benchmarks (FFTs, the "
+                    "per-bin product, a GEMM, a window gather), time a seeded suite of real "
+                    "layer calls (each problem's direct path and a few FFT lengths), and scale "
+                    "the constants so that the planner's choices lose the least time on that "
+                    "suite. Writes a TOML configuration with a header and a [machine] table "
+                    "describing this machine and the suite's regret before and after the fit. "
+                    "Without --output it is the user profile, which fftconv then reads "
+                    "whenever neither config= nor FFTCONV_CONFIG is given. Budgets, FFTW "
+                    "options and other settings are copied from the base configuration. "
+                    "The file is replaced only when complete: an interrupted run (Ctrl-C, "
+                    "SIGTERM, SIGHUP) leaves the old one.")
+    t.add_argument("--output", metavar="TOML",
+                   help="file to write (default: the user profile, profile.toml in "
+                        "$FFTCONV_CONFIG_DIR, else $XDG_CONFIG_HOME/fftconv, else "
+                        "~/.config/fftconv; the directory is created); an existing file is "
                         "only replaced if it is a fftconv configuration, or with --force")
     t.add_argument("--force", action="store_true",
                    help="replace OUTPUT even if it is not a fftconv configuration")
-    t.add_argument("--base", metavar="TOML", help="configuration to start from")
+    t.add_argument("--quick", action="store_true",
+                   help="a small suite (well under a minute on two cores) instead of the "
+                        "full one (a few minutes)")
+    t.add_argument("--base", metavar="TOML",
+                   help="configuration to start from (default: FFTCONV_CONFIG, else the "
+                        "packaged default; never the user profile)")
     t.add_argument("--repeat", type=_positive_int, default=5, metavar="N",
                    help="timed runs per measurement, >= 1 (default: 5)")
+    # For tests: 'tiny' times three small layer calls.
+    t.add_argument("--suite", choices=("tiny", "quick", "full"), help=argparse.SUPPRESS)
     f = commands.add_parser(
         "filter", help="convolve an audio file with an impulse response file",
         description="Convolve INPUT with the impulse response IR and write OUTPUT (format "
@@ -186,35 +207,53 @@ def _filter(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
+    from fftconv import tune
     from fftconv._files import replace_atomically
-    from fftconv.config import read_config
-    from fftconv.tune import measure_config
+    from fftconv.config import ENV_VAR, read_config, user_profile_path
 
-    base = load_config(args.base)
+    # The user profile is never the base: tuning again starts afresh, and a broken
+    # profile can be replaced.
+    base = load_config(args.base, user_profile=False)
+    profile = args.output is None
+    output = user_profile_path() if profile else Path(args.output)
+    name = "the user profile" if profile else "--output"
     # Checked before measuring, which takes a while.
-    output = Path(args.output)
-    if args.output.endswith(("/", os.sep)) or output.is_dir():
-        raise ValueError(f"--output {args.output}: is a directory; give the file to write.")
-    if not output.parent.is_dir():
+    if (not profile and args.output.endswith(("/", os.sep))) or output.is_dir():
+        raise ValueError(f"{name} {output}: is a directory; give the file to write.")
+    if profile:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    elif not output.parent.is_dir():
         raise ValueError(f"--output {args.output}: directory {output.parent} does not exist.")
-    if output.exists() and not args.force:
+    if os.path.lexists(output) and not args.force:
         try:
             read_config(output)
         except ValueError:
-            raise ValueError(f"--output {args.output} exists and is not a fftconv "
-                             f"configuration; use --force to replace it.") from None
-    try:
-        config = measure_config(base, repeat=args.repeat,
-                                log=lambda line: print(line, file=sys.stderr))
-    except RuntimeError as err:
-        print(f"fftconv tune: error: {err} Nothing was written.", file=sys.stderr)
-        return 2
-    header = ("# fftconv cost model measured by `fftconv tune` on "
-              f"{platform.node()} ({platform.machine()}, {os.cpu_count()} cores).\n"
-              f"# Use it with config=PATH or FFTCONV_CONFIG={args.output}.\n\n")
-    # An interrupted run leaves the old file or none, never part of one.
-    replace_atomically(output, header + config.to_toml())
-    print(f"wrote {args.output}")
+            raise ValueError(f"{name} {output} exists and is not a fftconv configuration; "
+                             f"use --force to replace it.") from None
+    suite = args.suite or ("quick" if args.quick else "full")
+    command = " ".join(["fftconv tune", *([f"--suite {suite}"] if args.suite else []),
+                        *(["--quick"] if args.quick and not args.suite else []),
+                        *([f"--base {args.base}"] if args.base else []),
+                        *([f"--repeat {args.repeat}"] if args.repeat != 5 else [])])
+    use = ("Read automatically as the user profile unless config= or FFTCONV_CONFIG names "
+           "another file." if profile else f"Use it with config=PATH or {ENV_VAR}={output}.")
+    # SIGTERM and SIGHUP unwind like Ctrl-C: the old file stays, no temporary is left.
+    with audio.terminate_on_signals():
+        try:
+            try:
+                result = tune.tune_config(base, suite=suite, repeat=args.repeat,
+                                          log=lambda line: print(line, file=sys.stderr))
+            except RuntimeError as err:
+                print(f"fftconv tune: error: {err} Nothing was written.", file=sys.stderr)
+                return 2
+            # An interrupted run leaves the old file or none, never part of one.
+            replace_atomically(output, tune.profile_text(result, command, use))
+        except audio.Terminated as err:
+            print(f"fftconv tune: terminated; {output} was not changed.", file=sys.stderr)
+            return 128 + err.signum
+    for label, stats in result.regret.items():
+        print(f"regret {label:<17} {stats}")
+    print(f"wrote {output}" + (" (user profile)" if profile else ""))
     return 0
 
 
@@ -239,6 +278,14 @@ def _layer_arguments(args: argparse.Namespace) -> dict:
 
 
 def _plan(args: argparse.Namespace) -> int:
+    if args.plot is not None:
+        from fftconv.plot import figure_class
+
+        try:
+            figure_class()  # checked before planning, so a missing matplotlib fails fast
+        except ImportError as err:
+            print(f"fftconv plan: error: --plot: {err}", file=sys.stderr)
+            return 2
     layer = SignalConv1D(**_layer_arguments(args))
     shape = args.input_shape
     layer.compute_output_shape(shape)  # validates the width
@@ -247,6 +294,18 @@ def _plan(args: argparse.Namespace) -> int:
     print(layer)
     print(f"input shape {shape} -> output shape {layer.compute_output_shape(shape)}")
     print(layer.engine.plan_for(channels_first, layer.dtype))
+    print(describe_config(_layer_arguments(args).get("config")))
+    if args.plot is not None:
+        from fftconv.plot import describe_layer, plan_cost_curves, plan_cost_figure
+
+        engine = layer.engine
+        curves = plan_cost_curves(layer.spec, channels_first, layer.dtype,
+                                  filters=layer.filters, config=engine.config,
+                                  backend=engine.backend.name, threads=engine.backend.threads)
+        title = describe_layer(layer.spec, channels_first, layer.dtype, layer.filters,
+                               engine.config)
+        plan_cost_figure(curves, title).savefig(args.plot, dpi=100)
+        print(f"wrote {args.plot}")
     return 0
 
 

@@ -1,21 +1,34 @@
 """Cost-model configuration: TOML files with every key required and typed.
 
 A configuration is chosen, in this order, by the ``config=`` argument (a path or
-a :class:`Config`), the ``FFTCONV_CONFIG`` environment variable (a path), or the
-default shipped with the package (``configs/default.toml``).
+a :class:`Config`), the ``FFTCONV_CONFIG`` environment variable (a path), the
+user profile that ``fftconv tune`` writes (``profile.toml`` in
+:func:`user_config_directory`: ``$FFTCONV_CONFIG_DIR``, else
+``$XDG_CONFIG_HOME/fftconv``, else ``~/.config/fftconv``), when that file
+exists, or the default shipped with the package (``configs/default.toml``).
+A user profile that exists but is invalid is an error naming it, as any other
+configuration file is; it is never skipped silently.  :func:`config_origin`
+says which one is used and why.
+
+A file may also have a ``[machine]`` table: a flat table of strings, numbers
+and booleans describing where its constants were measured (``fftconv tune``
+writes the CPU, BLAS, library versions, date and the fit's regret there).  It
+is kept as :attr:`Config.machine` and never changes a plan.
 
 Every number must be finite (TOML's ``nan`` and ``inf`` are refused) and in
 range: the unit costs the model multiplies by (per transform, per
 multiply-accumulate, the radix penalty and the float64 factors) must be > 0,
-since 0 would make a path free; fixed overheads, the gather cost and
-``pyfftw.planning_timelimit`` (0: no limit) must be >= 0.
+since 0 would make a path free; fixed overheads, the gather cost,
+``pyfftw.planning_timelimit`` (0: no limit) and ``planner.measure_seconds``
+(0: measure nothing) must be >= 0.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, is_dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -29,6 +42,14 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 ENV_VAR = "FFTCONV_CONFIG"
+#: Environment variable naming the user configuration directory (the profile's home).
+DIR_ENV_VAR = "FFTCONV_CONFIG_DIR"
+#: File name of the user profile in :func:`user_config_directory`.
+PROFILE_FILE = "profile.toml"
+#: :attr:`Config.source` of the packaged default configuration.
+DEFAULT_SOURCE = "configs/default.toml"
+#: Why :func:`load_config` chose its configuration (see :func:`config_origin`).
+ORIGINS = ("argument", ENV_VAR, "user profile", "default")
 
 
 @dataclass(frozen=True)
@@ -42,6 +63,8 @@ class FFTCosts:
     small_product_ns_per_mac: float
     float64_factor: float
     max_fft_length: int
+    plan_overhead_ns: float
+    plan_ns_per_point: float
 
 
 @dataclass(frozen=True)
@@ -80,6 +103,27 @@ class PyFFTWOptions:
     planning_timelimit: float
     threads: int
     save_wisdom: bool = True
+    measure_after_seconds: float = 2.0
+
+
+#: The values of ``planner.planning``.
+PLANNING_MODES = ("estimate", "measure")
+
+
+@dataclass(frozen=True)
+class PlannerOptions:
+    """How a plan is chosen: by the cost model, or measured on the first call of a shape.
+
+    ``planning`` is ``'estimate'`` (the model's choice) or ``'measure'`` (time
+    the model's best candidates on the first call's data, keep the fastest,
+    remember it in the plan-wisdom file); ``measure_seconds`` bounds the time
+    that measuring adds to a first call; ``save_wisdom`` false keeps new
+    winners out of the plan-wisdom file (they are still looked up there).
+    """
+
+    planning: str
+    measure_seconds: float
+    save_wisdom: bool = True
 
 
 @dataclass(frozen=True)
@@ -91,25 +135,48 @@ class Config:
     memory: MemoryLimits
     pyfftw: PyFFTWOptions
     streaming: StreamingCosts
+    planner: PlannerOptions
     source: str = "<memory>"
+    #: ``(key, value)`` pairs of the file's ``[machine]`` table, in file order.
+    machine: tuple[tuple[str, str | int | float | bool], ...] = ()
 
     def to_toml(self) -> str:
         """The configuration as TOML text (the format :func:`load_config` reads)."""
         lines = []
-        for section in fields(self)[:-1]:
-            lines.append(f"[{section.name}]")
+        for section in fields(self):
             values = getattr(self, section.name)
+            if not is_dataclass(values):  # source, machine
+                continue
+            lines.append(f"[{section.name}]")
             for f in fields(values):
                 value = getattr(values, f.name)
                 lines.append(f'{f.name} = "{value}"' if isinstance(value, str)
                              else f"{f.name} = {str(value).lower()}" if isinstance(value, bool)
                              else f"{f.name} = {value!r}")
             lines.append("")
+        if self.machine:
+            lines.append("[machine]")
+            lines.extend(f"{_toml_key(key)} = {_toml_scalar(value)}"
+                         for key, value in self.machine)
+            lines.append("")
         return "\n".join(lines)
 
 
+def _toml_key(key: str) -> str:
+    bare = key and all(c.isascii() and (c.isalnum() or c in "_-") for c in key)
+    return key if bare else json.dumps(key, ensure_ascii=False)
+
+
+def _toml_scalar(value: str | int | float | bool) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):  # JSON's escapes are TOML's for a basic string
+        return json.dumps(value, ensure_ascii=False)
+    return repr(value)
+
+
 _CLASSES = {"fft": FFTCosts, "direct": DirectCosts, "memory": MemoryLimits,
-            "pyfftw": PyFFTWOptions, "streaming": StreamingCosts}
+            "pyfftw": PyFFTWOptions, "streaming": StreamingCosts, "planner": PlannerOptions}
 
 #: Lower bound of each numeric key and whether the bound itself is excluded;
 #: a key not listed must be >= 0.  A unit cost of 0 would make a transform, a
@@ -139,7 +206,7 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
         Naming `source` and the key: an unknown or missing section or key, a
         value of the wrong type, or a value out of range.
     """
-    unknown = sorted(set(data) - set(_CLASSES))
+    unknown = sorted(set(data) - set(_CLASSES) - {"machine"})
     if unknown:
         raise ValueError(f"{source}: unknown section [{unknown[0]}]; "
                          f"allowed sections are {sorted(_CLASSES)}.")
@@ -150,7 +217,19 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
             raise ValueError(f"{source}: missing section [{name}].")
         sections[name] = _parse_section(table, cls, name, source)
     _check_ranges(sections, source)
-    return Config(**sections, source=source)
+    return Config(**sections, source=source, machine=_parse_machine(data.get("machine", {}),
+                                                                    source))
+
+
+def _parse_machine(table: object, source: str) -> tuple[tuple[str, Any], ...]:
+    """The ``[machine]`` table as ``(key, value)`` pairs: informative, any keys, scalars."""
+    if not isinstance(table, dict):
+        raise ValueError(f"{source}: 'machine' must be a table, got {table!r}.")
+    for key, value in table.items():
+        if not isinstance(value, (str, int, float, bool)):
+            raise ValueError(f"{source}: key 'machine.{key}' must be a string, number or "
+                             f"boolean, got {value!r}.")
+    return tuple(table.items())
 
 
 def _parse_section(table: dict[str, Any], cls: type, section: str, source: str) -> Any:
@@ -199,6 +278,9 @@ def _check_ranges(sections: dict[str, Any], source: str) -> None:
     if sections["pyfftw"].planner_effort not in PLANNER_EFFORTS:
         raise ValueError(f"{source}: key 'pyfftw.planner_effort' must be one of "
                          f"{PLANNER_EFFORTS}, got {sections['pyfftw'].planner_effort!r}.")
+    if sections["planner"].planning not in PLANNING_MODES:
+        raise ValueError(f"{source}: key 'planner.planning' must be one of "
+                         f"{PLANNING_MODES}, got {sections['planner'].planning!r}.")
 
 
 def read_config(path: str | os.PathLike) -> Config:
@@ -231,7 +313,7 @@ def read_config(path: str | os.PathLike) -> Config:
 @cache
 def _default_config() -> Config:
     text = resources.files("fftconv.configs").joinpath("default.toml").read_text()
-    return parse_config(tomllib.loads(text), "configs/default.toml")
+    return parse_config(tomllib.loads(text), DEFAULT_SOURCE)
 
 
 @cache
@@ -239,32 +321,109 @@ def _cached_file(path: str, mtime_ns: int) -> Config:
     return read_config(path)
 
 
-def load_config(config: Config | str | os.PathLike | None = None) -> Config:
-    """Resolve the configuration: argument, then ``$FFTCONV_CONFIG``, then the default.
+def user_config_directory() -> Path:
+    """fftconv's user configuration directory, from the environment now.
+
+    ``$FFTCONV_CONFIG_DIR`` if set, else ``$XDG_CONFIG_HOME/fftconv``, else
+    ``~/.config/fftconv``.  It may not exist yet.
+    """
+    directory = os.environ.get(DIR_ENV_VAR)
+    if directory:
+        return Path(directory)
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".config") / "fftconv"
+
+
+def user_profile_path() -> Path:
+    """The user profile: ``profile.toml`` in :func:`user_config_directory` (may not exist)."""
+    return user_config_directory() / PROFILE_FILE
+
+
+def config_origin(config: Config | str | os.PathLike | None = None, *,
+                  user_profile: bool = True) -> tuple[str, Config | Path | None]:
+    """Which configuration :func:`load_config` takes for `config`, and why.
 
     Parameters
     ----------
     config : Config, path or None
+    user_profile : bool
+        Consider the user profile (as :func:`load_config` does).
+
+    Returns
+    -------
+    origin : {'argument', 'FFTCONV_CONFIG', 'user profile', 'default'}
+    what : Config, Path or None
+        `config` itself for 'argument' (a :class:`Config` stays one), the
+        file's path for 'FFTCONV_CONFIG' and 'user profile', None for the
+        packaged default.  Nothing is read or validated here.
+    """
+    if config is not None:
+        return "argument", config if isinstance(config, Config) else Path(config)
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return ENV_VAR, Path(env)
+    if user_profile:
+        profile = user_profile_path()
+        # lexists: a dangling link or an unreadable entry is reported, not skipped.
+        if os.path.lexists(profile):
+            return "user profile", profile
+    return "default", None
+
+
+def describe_config(config: Config | str | os.PathLike | None = None) -> str:
+    """One line naming the configuration :func:`load_config` takes for `config`, and why.
+
+    E.g. ``config: /home/me/.config/fftconv/profile.toml (user profile)`` or
+    ``config: packaged default (default: ...)``.  Nothing is read.
+    """
+    origin, what = config_origin(config)
+    if what is None:
+        return (f"config: packaged default (default: no config argument, no {ENV_VAR}, "
+                f"no user profile {user_profile_path()})")
+    name = what.source if isinstance(what, Config) else str(what)
+    return f"config: {name} ({origin})"
+
+
+def load_config(config: Config | str | os.PathLike | None = None, *,
+                user_profile: bool = True) -> Config:
+    """Resolve the configuration.
+
+    In this order: the `config` argument, the ``$FFTCONV_CONFIG`` file, the
+    user profile (:func:`user_profile_path`) if that file exists, the
+    packaged default.
+
+    Parameters
+    ----------
+    config : Config, path or None
+    user_profile : bool
+        False skips the user profile (``fftconv tune`` starts from the
+        packaged default, not from an earlier profile).
 
     Raises
     ------
     ValueError
         If the file is missing, unreadable or invalid (the message names the
-        file, and the key where one is at fault).
+        file, and the key where one is at fault); an invalid user profile is
+        such an error too.
     TypeError
         If `config` is of another type.
     """
     if isinstance(config, Config):
         return config
-    if config is None:
-        config = os.environ.get(ENV_VAR) or None
-        if config is None:
-            return _default_config()
-    if not isinstance(config, (str, os.PathLike)):
+    if config is not None and not isinstance(config, (str, os.PathLike)):
         raise TypeError(f"`config` must be a Config, a path or None, got {config!r}.")
-    path = Path(config)
+    origin, path = config_origin(config, user_profile=user_profile)
+    if path is None:
+        return _default_config()
     try:
-        mtime = path.stat().st_mtime_ns
-    except OSError:  # missing or unreadable: read_config says which and why
-        return read_config(path)
-    return _cached_file(str(path), mtime)
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:  # missing or unreadable: read_config says which and why
+            return read_config(path)
+        return _cached_file(str(path), mtime)
+    except ValueError as err:
+        if origin != "user profile":
+            raise
+        raise ValueError(f"{err} It is the user profile, read when neither config= nor "
+                         f"{ENV_VAR} is given: replace it with `fftconv tune --force`, or "
+                         f"remove it.") from None

@@ -3,24 +3,49 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from functools import cached_property
 
 import numpy as np
 
+from fftconv import plan_wisdom
 from fftconv.backends import Backend, check_backend, get_backend
-from fftconv.config import Config, load_config
+from fftconv.config import PLANNING_MODES, Config, load_config
 from fftconv.paths.direct import corr_valid_direct
 from fftconv.paths.fft import corr_valid_fft, kernel_spectra
 from fftconv.paths.shifted import layer_direct_shifted, shifted_weights, use_shifted
-from fftconv.planner import Plan, check_method, plan
+from fftconv.planner import (
+    Candidate,
+    Plan,
+    check_method,
+    direct_cost,
+    fft_candidates,
+    plan,
+    prepared_for,
+)
 from fftconv.reduction import check_fits, polyphase
 from fftconv.spec import ConvSpec
 from fftconv.spectra import SpectrumCache
 
 #: Input shapes whose plans an engine keeps (least recently used dropped first).
 MAX_PLANS = 256
+#: FFT lengths measured with ``planning='measure'``: the model's cheapest ones.
+MEASURED_FFT_LENGTHS = 3
+#: Candidates the model estimates above this multiple of its best are not measured.
+HOPELESS_FACTOR = 10.0
+#: Timed runs of a measured candidate after its warm-up run (the fastest counts).
+TIMED_RUNS = 2
+
+
+def check_planning(planning: object) -> str | None:
+    """Validate the `planning` option: one of :data:`~fftconv.config.PLANNING_MODES` or None."""
+    if planning is not None and (not isinstance(planning, str)
+                                 or planning not in PLANNING_MODES):
+        raise ValueError(f"`planning` must be one of {PLANNING_MODES} or None (the "
+                         f"configuration's planner.planning), got {planning!r}.")
+    return planning
 
 
 class Engine:
@@ -34,6 +59,12 @@ class Engine:
     backend : {'auto', 'numpy', 'pyfftw'}
     config : Config, path or None
         Cost model; see :func:`fftconv.config.load_config`.
+    planning : {'estimate', 'measure'} or None
+        'estimate' runs the cost model's choice.  'measure' times the model's
+        best candidates on the first call of each input shape and keeps the
+        fastest (see :meth:`__call__`), remembered for later engines and
+        processes in the plan wisdom (:mod:`fftconv.plan_wisdom`).  None: the
+        configuration's ``planner.planning``.
 
     Attributes
     ----------
@@ -41,18 +72,28 @@ class Engine:
         Phase kernels and their spectra at every FFT length used.
     plans_made : int
         Plans computed so far (a repeated input shape reuses its plan).
+    measurements : int
+        Candidates timed so far (``planning='measure'``); a shape whose winner
+        is known (measured before, or remembered in the plan wisdom) times none.
     """
 
     def __init__(self, spec: ConvSpec, filters: int, method: str = "auto",
-                 backend: str = "auto", config: Config | str | None = None) -> None:
+                 backend: str = "auto", config: Config | str | None = None,
+                 planning: str | None = None) -> None:
         self.spec = spec
         self.filters = filters
         self.method = check_method(method)
         self.backend_name = check_backend(backend)
         self.config = load_config(config)
+        self.planning = check_planning(planning) or self.config.planner.planning
         self.spectra = SpectrumCache()
         self.plans_made = 0
+        self.measurements = 0
         self._plans: OrderedDict[tuple, Plan] = OrderedDict()  # least recently used first
+        self._settled: set[tuple] = set()  # keys of _plans whose plan is final
+        # Keys planned for a one-off call (missing FFT plans and spectra counted),
+        # with the steady-state plan their next call takes.
+        self._steady: dict[tuple, Plan] = {}
         self._lock = threading.Lock()
 
     @cached_property
@@ -61,10 +102,19 @@ class Engine:
         return get_backend(self.backend_name, threads=options.threads or None,
                            planner_effort=options.planner_effort,
                            planning_timelimit=options.planning_timelimit,
-                           save_wisdom=options.save_wisdom)
+                           save_wisdom=options.save_wisdom,
+                           measure_after_seconds=options.measure_after_seconds)
 
     def plan_for(self, input_shape: tuple[int, int, int], dtype: np.dtype) -> Plan:
         """The plan for inputs ``(B, C_in, W)`` of `dtype`, computed once per shape.
+
+        With ``planning='measure'`` this is the winner measured by an earlier
+        call or remembered in the plan wisdom; before the first call of a shape
+        the plan wisdom does not know, the cost model's choice.  With
+        ``'estimate'``, before the first call of a shape it is the plan of a
+        one-off call (:func:`~fftconv.planner.prepared_for`: FFT plans and kernel
+        spectra still to be made are paid for, so a short input with a long
+        kernel runs direct), and the steady-state plan afterwards.
 
         Raises
         ------
@@ -72,25 +122,17 @@ class Engine:
             If the call's arrays could not fit in memory (see
             :func:`fftconv.reduction.check_fits`).
         """
-        key = (tuple(input_shape), np.dtype(dtype).str)
-        with self._lock:
-            found = self._plans.get(key)
-            if found is None:
-                check_fits(self.spec, key[0], self.filters, np.dtype(dtype).itemsize)
-                found = plan(self.spec, key[0], np.dtype(dtype), self.backend.name,
-                             self.config, filters=self.filters, method=self.method,
-                             threads=self.backend.threads)
-                self._plans[key] = found
-                self.plans_made += 1
-                if len(self._plans) > MAX_PLANS:
-                    self._plans.popitem(last=False)
-            else:
-                self._plans.move_to_end(key)
-            return found
+        return self._plan(_plan_key(input_shape, dtype))[0]
 
     def __call__(self, x: np.ndarray, kernel: Callable[[], np.ndarray],
                  token: Hashable | None, time_major: bool = False) -> np.ndarray:
         """Filter `x`, without bias or activation.
+
+        With ``planning='measure'``, the first call of an input shape that the
+        plan wisdom does not know times the candidates on `x` (see
+        :meth:`_measure`) and returns the result of the fastest; later calls of
+        the shape run the winner only.  Concurrent first calls measure once: the
+        others wait for the winner.
 
         Parameters
         ----------
@@ -111,7 +153,19 @@ class Engine:
             Newly allocated; channels last in memory (a transposed view) when
             `time_major`.
         """
-        return self.execute(x, kernel, token, self.plan_for(x.shape, x.dtype), time_major)
+        key = _plan_key(x.shape, x.dtype)
+        chosen, settled = self._plan(key)
+        if not settled:
+            chosen, y = self._settle(key, chosen, x, kernel, token, time_major)
+            if y is not None:
+                return y
+        y = self.execute(x, kernel, token, chosen, time_major)
+        if key in self._steady:
+            with self._lock:  # the shape was run once: its next call takes the steady plan
+                steady = self._steady.pop(key, None)
+                if steady is not None and key in self._plans:
+                    self._plans[key] = steady
+        return y
 
     def execute(self, x: np.ndarray, kernel: Callable[[], np.ndarray], token: Hashable | None,
                 chosen: Plan, time_major: bool = False) -> np.ndarray:
@@ -120,14 +174,205 @@ class Engine:
         Arguments and result as for :meth:`__call__`; `chosen` must be a plan of
         this engine for ``x.shape`` and ``x.dtype``.
         """
+        return self._run(x, kernel, token, chosen, time_major, self.spectra)
+
+    # -- planning ------------------------------------------------------------
+
+    def _plan(self, key: tuple) -> tuple[Plan, bool]:
+        """The plan for `key` (computed and cached if missing) and whether it is final.
+
+        Only a plan still to be measured (``planning='measure'``, more than one
+        candidate worth timing, no remembered winner) is not final.
+        """
+        with self._lock:
+            found = self._plans.get(key)
+            if found is not None:
+                self._plans.move_to_end(key)
+                return found, key in self._settled
+            shape, dtype = key[0], np.dtype(key[1])
+            check_fits(self.spec, shape, self.filters, dtype.itemsize)
+            found = plan(self.spec, shape, dtype, self.backend.name, self.config,
+                         filters=self.filters, method=self.method, threads=self.backend.threads)
+            self.plans_made += 1
+            settled = True
+            if self.planning == "estimate" and found.path == "fft" and self.method == "auto":
+                one_off = self._one_off(found, shape, dtype)
+                if one_off.path != found.path:
+                    self._steady[key], found = found, one_off
+            if self.planning == "measure" and len(self._measurable(found)) > 1:
+                remembered = self._remembered(found)
+                settled = remembered is not None
+                found = remembered or found
+            self._store(key, found, settled)
+            return found, settled
+
+    def _one_off(self, steady: Plan, shape: tuple[int, int, int], dtype: np.dtype) -> Plan:
+        """The plan of a first call, paying for the FFT plans and spectra it lacks."""
+        cached = {key[1] for key in self.spectra.keys()
+                  if key[0] == "fft" and key[2:] == (dtype.str, self.backend.name)}
+        prepared = prepared_for(steady.problem, self.config, self.backend, cached)
+        return plan(self.spec, shape, dtype, self.backend.name, self.config,
+                    filters=self.filters, method=self.method, threads=self.backend.threads,
+                    prepared=prepared)
+
+    def _store(self, key: tuple, chosen: Plan, settled: bool) -> None:
+        """Cache `chosen` for `key`, final if `settled`; ``self._lock`` must be held."""
+        self._plans[key] = chosen
+        self._plans.move_to_end(key)
+        if settled:
+            self._settled.add(key)
+        if len(self._plans) > MAX_PLANS:
+            dropped, _ = self._plans.popitem(last=False)
+            self._settled.discard(dropped)
+            self._steady.pop(dropped, None)
+
+    def _settle(self, key: tuple, model: Plan, x: np.ndarray, kernel: Callable[[], np.ndarray],
+                token: Hashable | None, time_major: bool) -> tuple[Plan, np.ndarray | None]:
+        """Make the plan of `key` final: measure it here unless another thread did.
+
+        Returns the final plan and, if it was measured by this call, the
+        call's result (else None).
+        """
+        wisdom_key = self._wisdom_key(model)
+        while True:
+            # One measurement per problem in the process: a thread measuring it
+            # stores the winner (here and in the plan wisdom) before releasing it.
+            busy = plan_wisdom.claim(wisdom_key)
+            if busy is None:
+                break
+            busy.wait()
+        try:
+            with self._lock:
+                if key in self._settled:
+                    return self._plans[key], None
+            remembered = self._remembered(model)
+            if remembered is not None:
+                chosen, y = remembered, None
+            else:
+                chosen, y = self._measure(model, wisdom_key, x, kernel, token, time_major)
+            with self._lock:
+                self._store(key, chosen, True)
+            return chosen, y
+        finally:
+            plan_wisdom.release(wisdom_key)
+
+    def _measurable(self, model: Plan) -> list[Candidate]:
+        """The candidates worth timing, the model's choice first, the others cheapest first.
+
+        The candidates `method` allows, of which the direct one and the
+        :data:`MEASURED_FFT_LENGTHS` cheapest FFT lengths, each estimated
+        within :data:`HOPELESS_FACTOR` of the model's best; only the model's
+        choice for an empty batch.
+        """
+        best = model.candidates[0]
+        if model.problem.batch == 0:
+            return [best]
+        allowed = {"auto": ("direct", "fft"), "direct": ("direct",), "fft": ("fft",)}[self.method]
+        chosen, ffts = [best], int(best.path == "fft")
+        for candidate in model.candidates[1:]:
+            if candidate.path not in allowed or candidate.cost_ns > HOPELESS_FACTOR * best.cost_ns:
+                continue
+            if candidate.path == "fft":
+                if ffts == MEASURED_FFT_LENGTHS:
+                    continue
+                ffts += 1
+            chosen.append(candidate)
+        return chosen
+
+    def _wisdom_key(self, model: Plan) -> str:
+        return plan_wisdom.wisdom_key(model.problem, model.backend, model.threads, self.method)
+
+    def _remembered(self, model: Plan) -> Plan | None:
+        """`model` with the plan wisdom's winner chosen; None if unknown or no longer valid.
+
+        A winner applies if `method` allows its path and, for the FFT path, the
+        planner lists its length for the problem (7-smooth, at least the phase
+        kernel length, within ``fft.max_fft_length``).
+        """
+        found = plan_wisdom.lookup(self._wisdom_key(model))
+        if found is None:
+            return None
+        path, n_fft = found
+        if self.method not in ("auto", path):
+            return None
+        listed = [c for c in model.candidates if c.path == path
+                  and (path == "direct" or c.n_fft == n_fft)]
+        if listed:
+            return model.choose(listed[0])
+        if path == "direct":
+            return model.choose(Candidate("direct", 0, direct_cost(model.problem, self.config)))
+        lengths = [c for c in fft_candidates(model.problem, self.config) if c.n_fft == n_fft]
+        return model.choose(lengths[0]) if lengths else None
+
+    def _measure(self, model: Plan, wisdom_key: str, x: np.ndarray,
+                 kernel: Callable[[], np.ndarray], token: Hashable | None,
+                 time_major: bool) -> tuple[Plan, np.ndarray]:
+        """Time the candidates worth it (:meth:`_measurable`) on `x`; the fastest, and its result.
+
+        The model's choice runs first: its result is the call's unless another
+        candidate wins.  Then, while ``config.planner.measure_seconds`` (counted
+        from the end of that first run) lasts, each candidate in turn runs once
+        more to warm up (FFTW plans, kernel spectra; the model's choice is warm
+        already) and is timed over up to :data:`TIMED_RUNS` runs, the fastest
+        counting.  A candidate whose runs (warm-up and one timed) the model
+        estimates longer than the time left ends the measuring, as do those
+        after it (costlier).  The result returned is the winner's last run.
+
+        The FFT spectra of the candidates go into a cache of this measurement;
+        only the winner's are kept.  A winner out of two or more timed
+        candidates is remembered in the plan wisdom.
+        """
+        budget = self.config.planner.measure_seconds
+        candidates = self._measurable(model)
+        trial = SpectrumCache()
+        result = self._run(x, kernel, token, model, time_major, trial)
+        start = time.perf_counter()
+        seconds: dict[Candidate, float] = {}
+        winner = candidates[0]
+        for i, candidate in enumerate(candidates):
+            left = budget - (time.perf_counter() - start)
+            if left <= 0 or candidate.cost_ns * 1e-9 * (1 if i == 0 else 2) > left:
+                break
+            chosen = model.choose(candidate)
+            if i:
+                self._run(x, kernel, token, chosen, time_major, trial)
+            fastest = float("inf")
+            for run in range(TIMED_RUNS):
+                if run and time.perf_counter() - start + fastest > budget:
+                    break
+                began = time.perf_counter()
+                y = self._run(x, kernel, token, chosen, time_major, trial)
+                fastest = min(fastest, time.perf_counter() - began)
+            with self._lock:
+                self.measurements += 1
+            seconds[candidate] = fastest
+            if fastest <= min(seconds.values()):
+                winner, result = candidate, y
+        if winner.path == "fft" and token is not None:
+            key = _fft_key(winner.n_fft, x.dtype.str, self.backend.name)
+            self.spectra.get(token, key, lambda: trial.get(
+                token, key, lambda: self._fft_spectra(trial, token, kernel, winner.n_fft,
+                                                      x.dtype.str)))
+        if len(seconds) > 1:
+            plan_wisdom.remember(
+                wisdom_key, winner.path, winner.n_fft,
+                {("direct" if c.path == "direct" else f"fft {c.n_fft}"): s
+                 for c, s in seconds.items()},
+                save=plan_wisdom.save_enabled(self.config.planner.save_wisdom))
+        return (model if winner == model.candidates[0] else model.choose(winner)), result
+
+    # -- running -------------------------------------------------------------
+
+    def _run(self, x: np.ndarray, kernel: Callable[[], np.ndarray], token: Hashable | None,
+             chosen: Plan, time_major: bool, fft_spectra: SpectrumCache) -> np.ndarray:
+        """:meth:`execute`, with the FFT path's kernel spectra kept in `fft_spectra`."""
         poly = polyphase(self.spec)
         n_out = self.spec.output_width(x.shape[-1])
         dtype = x.dtype.str
         problem = chosen.problem
 
         def phase_kernels() -> np.ndarray:
-            return self.spectra.get(token, ("phase", dtype),
-                                    lambda: poly.phase_kernels(kernel()))
+            return self._phase_kernels(token, kernel, dtype)
 
         if chosen.path == "direct" and use_shifted(problem.groups, problem.in_channels,
                                                    problem.out_channels):
@@ -140,10 +385,30 @@ class Engine:
             y = corr_valid_direct(xs, phase_kernels(), self.config.memory.direct_bytes,
                                   time_major)
         else:
-            backend = self.backend
-            spectra = self.spectra.get(
-                token, ("fft", chosen.n_fft, dtype, backend.name),
-                lambda: kernel_spectra(phase_kernels(), chosen.n_fft, backend))
+            spectra = self._fft_spectra(fft_spectra, token, kernel, chosen.n_fft, dtype)
             y = corr_valid_fft(xs, spectra, problem.kernel_length, chosen.n_fft,
-                               backend, self.config.memory.fft_bytes, time_major)
+                               self.backend, self.config.memory.fft_bytes, time_major)
         return poly.reassemble(y, n_out, x.shape[1], time_major)
+
+    def _phase_kernels(self, token: Hashable | None, kernel: Callable[[], np.ndarray],
+                       dtype: str) -> np.ndarray:
+        return self.spectra.get(token, ("phase", dtype),
+                                lambda: polyphase(self.spec).phase_kernels(kernel()))
+
+    def _fft_spectra(self, cache: SpectrumCache, token: Hashable | None,
+                     kernel: Callable[[], np.ndarray], n_fft: int, dtype: str) -> np.ndarray:
+        """The phase kernels' spectra at `n_fft`, from `cache` (computed if missing)."""
+        backend = self.backend
+        return cache.get(token, _fft_key(n_fft, dtype, backend.name),
+                         lambda: kernel_spectra(self._phase_kernels(token, kernel, dtype),
+                                                n_fft, backend))
+
+
+def _plan_key(input_shape: tuple[int, ...], dtype: np.dtype) -> tuple:
+    """An engine's plan-cache key: the input shape and the dtype."""
+    return (tuple(input_shape), np.dtype(dtype).str)
+
+
+def _fft_key(n_fft: int, dtype: str, backend: str) -> tuple:
+    """The spectrum-cache key of the kernel spectra at `n_fft`."""
+    return ("fft", n_fft, dtype, backend)

@@ -43,7 +43,7 @@ import numpy as np
 from fftconv._arrays import as_real_array
 from fftconv._scratch import scratch
 from fftconv.config import load_config
-from fftconv.engine import Engine, check_backend, check_method
+from fftconv.engine import Engine, check_backend, check_method, check_planning
 from fftconv.spec import ConvSpec
 
 __all__ = ["convolve", "correlate", "upfirdn"]
@@ -67,13 +67,13 @@ class _EngineCache:
         self._lock = threading.Lock()
 
     def get(self, spec: ConvSpec, filters: int, dtype: np.dtype, method: str,
-            backend: str, token: Hashable) -> Engine:
+            backend: str, token: Hashable, planning: str | None = None) -> Engine:
         config = load_config(None)  # follows $FFTCONV_CONFIG between calls
-        key = (spec, filters, dtype.str, method, backend, config, token)
+        key = (spec, filters, dtype.str, method, backend, config, planning, token)
         with self._lock:
             engine = self._engines.get(key)
             if engine is None:
-                engine = Engine(spec, filters, method, backend, config)
+                engine = Engine(spec, filters, method, backend, config, planning=planning)
                 self._engines[key] = engine
                 while len(self._engines) > self.size:
                     self._engines.popitem(last=False)
@@ -96,7 +96,8 @@ _ENGINES = _EngineCache(CACHE_SIZE)
 
 
 def convolve(in1: Any, in2: Any, mode: str = "full", axes: int | Sequence[int] | None = None,
-             *, method: str = "auto", backend: str = "auto") -> np.ndarray:
+             *, method: str = "auto", backend: str = "auto",
+             planning: str | None = None) -> np.ndarray:
     """Convolve `in1` with `in2` along one axis, as ``scipy.signal.oaconvolve`` does.
 
     With ``N = in1.shape[axis]``, ``M = in2.shape[axis]`` and the full
@@ -135,6 +136,11 @@ def convolve(in1: Any, in2: Any, mode: str = "full", axes: int | Sequence[int] |
         Execution path; 'auto' lets the planner choose.
     backend : {'auto', 'numpy', 'pyfftw'}
         FFT backend; 'auto' is pyFFTW when installed.
+    planning : {'estimate', 'measure'} or None
+        'measure' times the planner's best candidates on the first call of a
+        problem size and keeps the fastest, remembered in the plan-wisdom file
+        (see :class:`~fftconv.SignalConv1D`); None: the configuration's
+        ``planner.planning``.
 
     Returns
     -------
@@ -151,10 +157,10 @@ def convolve(in1: Any, in2: Any, mode: str = "full", axes: int | Sequence[int] |
         If an input is not real numeric data (complex included), or `axes`
         or `mode` is of the wrong type.
     ValueError
-        On an unknown `mode`, `method` or `backend`, 0-d inputs or inputs of
-        different dimensions, `axes` out of range, None for N-d inputs or more
-        than one axis, shapes that do not broadcast, or an input with no
-        sample along the axis.
+        On an unknown `mode`, `method`, `backend` or `planning`, 0-d inputs or
+        inputs of different dimensions, `axes` out of range, None for N-d
+        inputs or more than one axis, shapes that do not broadcast, or an input
+        with no sample along the axis.
 
     Examples
     --------
@@ -163,11 +169,12 @@ def convolve(in1: Any, in2: Any, mode: str = "full", axes: int | Sequence[int] |
     >>> convolve([1.0, 2.0, 3.0], [0.0, 1.0, 0.5], mode="same")
     array([1. , 2.5, 4. ])
     """
-    return _convolution(in1, in2, mode, axes, False, method, backend)
+    return _convolution(in1, in2, mode, axes, False, method, backend, planning)
 
 
 def correlate(in1: Any, in2: Any, mode: str = "full", axes: int | Sequence[int] | None = None,
-              *, method: str = "auto", backend: str = "auto") -> np.ndarray:
+              *, method: str = "auto", backend: str = "auto",
+              planning: str | None = None) -> np.ndarray:
     """Cross-correlate `in1` with `in2` along one axis, as ``scipy.signal.correlate`` does.
 
     The result is ``convolve(in1, in2 reversed along the axis, mode, axes)``:
@@ -198,6 +205,7 @@ def correlate(in1: Any, in2: Any, mode: str = "full", axes: int | Sequence[int] 
     axes : int, sequence of one int, or None
     method : {'auto', 'direct', 'fft'}
     backend : {'auto', 'numpy', 'pyfftw'}
+    planning : {'estimate', 'measure'} or None
         As for :func:`convolve`.
 
     Returns
@@ -215,11 +223,12 @@ def correlate(in1: Any, in2: Any, mode: str = "full", axes: int | Sequence[int] 
     >>> correlate([1.0, 2.0, 3.0], [0.0, 1.0, 0.5])
     array([0.5, 2. , 3.5, 3. , 0. ])
     """
-    return _convolution(in1, in2, mode, axes, True, method, backend)
+    return _convolution(in1, in2, mode, axes, True, method, backend, planning)
 
 
 def upfirdn(h: Any, x: Any, up: int = 1, down: int = 1, axis: int = -1, *,
-            method: str = "auto", backend: str = "auto") -> np.ndarray:
+            method: str = "auto", backend: str = "auto",
+            planning: str | None = None) -> np.ndarray:
     """Upsample, FIR filter and downsample, as ``scipy.signal.upfirdn`` does.
 
     Insert ``up - 1`` zeros after each sample of `x` (``xu[i * up] = x[i]``,
@@ -251,6 +260,7 @@ def upfirdn(h: Any, x: Any, up: int = 1, down: int = 1, axis: int = -1, *,
         The axis of `x` (and of an N-d `h`) to filter along.
     method : {'auto', 'direct', 'fft'}
     backend : {'auto', 'numpy', 'pyfftw'}
+    planning : {'estimate', 'measure'} or None
         As for :func:`convolve`.
 
     Returns
@@ -267,7 +277,7 @@ def upfirdn(h: Any, x: Any, up: int = 1, down: int = 1, axis: int = -1, *,
     ValueError
         If `up` or `down` < 1, `axis` is out of range, `h` has no tap or the
         wrong number of dimensions, `x` is 0-d or has no sample along `axis`,
-        shapes do not broadcast, or `method` / `backend` is unknown.
+        shapes do not broadcast, or `method`, `backend` or `planning` is unknown.
 
     Examples
     --------
@@ -277,6 +287,7 @@ def upfirdn(h: Any, x: Any, up: int = 1, down: int = 1, axis: int = -1, *,
     up = _factor(up, "up")
     down = _factor(down, "down")
     method, backend = check_method(method), check_backend(backend)
+    planning = check_planning(planning)
     taps, signal, dtype = _real_inputs((h, "h"), (x, "x"))
     if signal.ndim == 0:
         raise ValueError("`x` must have at least one dimension, got a 0-d array.")
@@ -308,7 +319,7 @@ def upfirdn(h: Any, x: Any, up: int = 1, down: int = 1, axis: int = -1, *,
     end, extra_pad_end = _end_padding(n + start, k + lead, up, down, drop + n_out)
     return _filter(signal, taps, axis, dtype, reverse=True, pads=(start, end), lead=lead,
                    up=up, down=down, extra_pad_end=extra_pad_end, start=drop, length=n_out,
-                   method=method, backend=backend)
+                   method=method, backend=backend, planning=planning)
 
 
 # -- argument checks ---------------------------------------------------------------
@@ -390,10 +401,11 @@ def _factor(value: object, argument: str) -> int:
 
 
 def _convolution(in1: Any, in2: Any, mode: object, axes: object, corr: bool, method: str,
-                 backend: str) -> np.ndarray:
+                 backend: str, planning: str | None) -> np.ndarray:
     """`convolve` (``corr=False``) or `correlate` (``corr=True``)."""
     mode = _check_mode(mode)
     method, backend = check_method(method), check_backend(backend)
+    planning = check_planning(planning)
     a1, a2, dtype = _real_inputs((in1, "in1"), (in2, "in2"))
     if a1.ndim == 0 or a2.ndim == 0:
         raise ValueError(f"`in1` and `in2` must have at least one dimension, got shapes "
@@ -428,7 +440,7 @@ def _convolution(in1: Any, in2: Any, mode: object, axes: object, corr: bool, met
     k, w = kernel.shape[axis], signal.shape[axis]
     return _filter(signal, kernel, axis, dtype, reverse=not corr,
                    pads=(k - 1 - start, start + length - w), length=length, flip=flip,
-                   method=method, backend=backend)
+                   method=method, backend=backend, planning=planning)
 
 
 def _end_padding(width: int, k: int, up: int, down: int, need: int) -> tuple[int, bool]:
@@ -453,7 +465,7 @@ def _digest(kernel: np.ndarray) -> tuple[str, tuple[int, ...], bytes]:
 def _filter(x: np.ndarray, h: np.ndarray, axis: int, dtype: np.dtype, *, reverse: bool,
             pads: tuple[int, int], length: int, lead: int = 0, up: int = 1, down: int = 1,
             extra_pad_end: bool = False, start: int = 0, flip: bool = False,
-            method: str, backend: str) -> np.ndarray:
+            method: str, backend: str, planning: str | None = None) -> np.ndarray:
     """Run one separable correlation on the engine and lay the result out like `x`.
 
     Parameters
@@ -481,6 +493,7 @@ def _filter(x: np.ndarray, h: np.ndarray, axis: int, dtype: np.dtype, *, reverse
     flip : bool
         Reverse the result along `axis`.
     method, backend : str
+    planning : str or None
 
     Returns
     -------
@@ -528,7 +541,7 @@ def _filter(x: np.ndarray, h: np.ndarray, axis: int, dtype: np.dtype, *, reverse
         x3 = kept.reshape(batch, channels, kept.shape[-1])  # a view when the layout allows
     spec = ConvSpec(kernel_support=lead + k, corr=True, strides_up=up, strides_down=down,
                     padding="valid", extra_pad_end=extra_pad_end, channel_separable=True)
-    engine = _ENGINES.get(spec, filters, dtype, method, backend, token)
+    engine = _ENGINES.get(spec, filters, dtype, method, backend, token, planning)
     order = [roles.get(i, "time") for i in range(nd) if roles.get(i) != "one"]
     time_major = (not _ordered(order, ("batch", "chan", "filt", "time"))
                   and _ordered(order, ("batch", "time", "chan", "filt")))

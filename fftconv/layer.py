@@ -11,7 +11,7 @@ import numpy as np
 from fftconv import activations, initializers, regularizers
 from fftconv._arrays import as_real_array, float_dtype
 from fftconv.config import Config
-from fftconv.engine import Engine, check_backend, check_method
+from fftconv.engine import Engine, check_backend, check_method, check_planning
 from fftconv.parameters import (
     RDFTParameter,
     VariableParameter,
@@ -80,6 +80,12 @@ class SignalConv1D:
     config : Config, path or None
         Cost-model configuration for the planner (default: ``$FFTCONV_CONFIG``,
         else the packaged ``configs/default.toml``).
+    planning : {'estimate', 'measure'} or None
+        'estimate' runs the planner's choice; 'measure' times its best
+        candidates on the first call of each input shape and keeps the fastest,
+        remembered in the plan-wisdom file of the cache directory (see
+        :mod:`fftconv.plan_wisdom`).  None: the configuration's
+        ``planner.planning`` (``'estimate'`` by default).
     name : str or None
     trainable : bool
         Kept for configuration compatibility with Keras.
@@ -110,6 +116,7 @@ class SignalConv1D:
         method: str = "auto",
         backend: str = "auto",
         config: Config | str | None = None,
+        planning: str | None = None,
         name: str | None = None,
         trainable: bool = True,
     ) -> None:
@@ -134,7 +141,9 @@ class SignalConv1D:
         self.method = check_method(method)
         self.backend = check_backend(backend)
         self.config = config
-        self.engine = Engine(self.spec, self.filters, self.method, self.backend, config)
+        self.planning = check_planning(planning)
+        self.engine = Engine(self.spec, self.filters, self.method, self.backend, config,
+                             planning=self.planning)
         self.name = "signal_conv1d" if name is None else str(name)
         self.trainable = bool(trainable)
         self.input_channels: int | None = None
@@ -412,6 +421,7 @@ class SignalConv1D:
             "method": self.method,
             "backend": self.backend,
             "config": _serialize_config(self.config),
+            "planning": self.planning,
         }
 
     @classmethod

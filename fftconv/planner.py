@@ -10,23 +10,28 @@ from __future__ import annotations
 import dataclasses
 import numbers
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from math import log2
+from typing import Any
 
 import numpy as np
 
 from fftconv._arrays import float_dtype
 from fftconv.backends import check_backend
 from fftconv.config import Config, load_config
-from fftconv.paths.fft import MATMUL_MIN_PAIRS
+from fftconv.paths.fft import MATMUL_MIN_PAIRS, block_bytes, chunk_blocks
 from fftconv.paths.shifted import use_shifted
 from fftconv.reduction import polyphase
 from fftconv.spec import ConvSpec, positive_int
 
 #: How many FFT lengths a plan lists besides the winner.
 LISTED_FFT_CANDIDATES = 4
+
+#: Inputs that the long-input FFT length covers in fewer blocks than this may run
+#: at a shorter length, a power of two (see :func:`fft_lengths`).
+SHORT_INPUT_BLOCKS = 4
 
 #: The `method` values :func:`plan` takes.
 METHODS = ("auto", "direct", "fft")
@@ -143,7 +148,7 @@ def problem_for(spec: ConvSpec, input_shape: tuple[int, int, int], filters: int,
 
 def plan(spec: ConvSpec, input_shape: Sequence[int], dtype: np.dtype | str, backend: str,
          config: Config | str | os.PathLike | None, *, filters: int, method: str = "auto",
-         threads: int = 1) -> Plan:
+         threads: int = 1, prepared: Prepared | None = None) -> Plan:
     """Plan a layer on inputs of `input_shape`.
 
     Parameters
@@ -165,6 +170,11 @@ def plan(spec: ConvSpec, input_shape: Sequence[int], dtype: np.dtype | str, back
         'direct' and 'fft' force the path; the FFT length is still chosen.
     threads : int
         FFT threads (recorded in the plan), ``>= 1``.
+    prepared : Prepared or None
+        For a one-off call: what the call would find ready (kernel spectra,
+        block transforms), see :func:`prepared_for`; the FFT lengths pay for
+        what is missing.  None: the steady state of repeated calls, where
+        everything is ready.
 
     Returns
     -------
@@ -174,8 +184,8 @@ def plan(spec: ConvSpec, input_shape: Sequence[int], dtype: np.dtype | str, back
     ------
     TypeError
         If `spec` is not a ConvSpec, a size in `input_shape`, `filters` or
-        `threads` is not an integer, `dtype` is not a dtype, or `config` is
-        not a Config, path or None.
+        `threads` is not an integer, `dtype` is not a dtype, `config` is
+        not a Config, path or None, or `prepared` not a Prepared or None.
     ValueError
         If a value is out of range: the message names the argument, e.g. an
         `input_shape` width too short for `spec` gives its minimum width.
@@ -190,10 +200,12 @@ def plan(spec: ConvSpec, input_shape: Sequence[int], dtype: np.dtype | str, back
     filters = positive_int(filters, "filters")
     check_method(method)
     threads = positive_int(threads, "threads")
+    if prepared is not None and not isinstance(prepared, Prepared):
+        raise TypeError(f"`prepared` must be a Prepared or None, got {prepared!r}.")
 
     problem = problem_for(spec, (batch, c_in, width), filters, dtype.itemsize)
     direct = Candidate("direct", 0, direct_cost(problem, config))
-    ffts = fft_candidates(problem, config)
+    ffts = fft_candidates(problem, config, prepared)
     pool = {"auto": [direct, *ffts], "direct": [direct], "fft": ffts}[method]
     ranked = sorted(pool, key=lambda c: c.cost_ns)
     best = ranked[0]
@@ -240,31 +252,184 @@ def direct_cost(p: Problem, config: Config) -> float:
             + calls * c.call_overhead_ns)
 
 
-def fft_candidates(p: Problem, config: Config) -> list[Candidate]:
-    """Every useful fast FFT length with its estimated cost, cheapest first."""
+@dataclass(frozen=True)
+class Prepared:
+    """What a call would find ready, by FFT length; what is missing costs planning time.
+
+    Attributes
+    ----------
+    spectra : frozenset of int
+        FFT lengths at which the kernel's spectra are computed already.
+    transforms : frozenset of int
+        FFT lengths at which the backend holds the block transforms of the
+        problem's channel layout (:meth:`~fftconv.backends.Backend.has_chunk_fft`).
+    plans : bool
+        Whether the backend plans its transforms (pyFFTW); False for scipy.fft,
+        whose transforms of a new length cost no planning worth counting.
+    """
+
+    spectra: frozenset[int] = frozenset()
+    transforms: frozenset[int] = frozenset()
+    plans: bool = True
+
+
+def prepared_for(p: Problem, config: Config, backend: Any,
+                 spectra: Iterable[int] = ()) -> Prepared:
+    """What `backend` holds for a call of `p`, for :func:`plan`'s `prepared`.
+
+    Parameters
+    ----------
+    p : Problem
+    config : Config
+        The configuration the call runs with (its memory budget sizes the chunks).
+    backend : Backend
+    spectra : iterable of int
+        FFT lengths at which the kernel's spectra are cached.
+    """
+    dtype = np.float64 if p.itemsize == 8 else np.float32
+    transforms = frozenset(
+        int(n) for n in fft_lengths(p, config)
+        if backend.has_chunk_fft(*chunk_rows(p, int(n), config.memory.fft_bytes), int(n), dtype))
+    return Prepared(spectra=frozenset(int(n) for n in spectra), transforms=transforms,
+                    plans=backend.name != "numpy")
+
+
+def chunk_rows(p: Problem, n_fft: int, max_bytes: int) -> tuple[int, int]:
+    """Rows of the block transforms that the FFT path uses for `p` at `n_fft`.
+
+    As :func:`fftconv.paths.fft.corr_valid_fft` asks them of the backend:
+    ``(B * G*Ci * chunk, B * G*Co * chunk)``, ``chunk`` from
+    :func:`~fftconv.paths.fft.chunk_blocks`.
+    """
+    gci, gco = p.groups * p.in_channels, p.groups * p.out_channels
+    chunk = chunk_blocks(p.batch, gci, gco, n_fft, p.itemsize, max_bytes)
+    return p.batch * gci * chunk, p.batch * gco * chunk
+
+
+def fft_candidates(p: Problem, config: Config, prepared: Prepared | None = None,
+                   ) -> list[Candidate]:
+    """The FFT lengths worth considering (:func:`fft_lengths`) with their costs, cheapest first.
+
+    A cost is the estimated ns of the call: its blocks (transforms and the per-bin
+    product) and a fixed cost per chunk of blocks; with `prepared`, plus the
+    planning and the kernel-spectrum transform that the call would have to do
+    first (:func:`preparation_cost`).
+    """
+    n = fft_lengths(p, config).astype(np.float64)
+    if n.size == 0:
+        return []
+    per_block, per_chunk = _block_costs(p, config, n)
+    blocks = np.ceil(p.outputs / (n - p.kernel_length + 1))
+    chunks = np.ceil(blocks / per_chunk)
+    cost = blocks * per_block + chunks * 2 * config.fft.call_overhead_ns
+    if prepared is not None:
+        cost = cost + preparation_cost(p, config, n, prepared)
+    order = np.argsort(cost, kind="stable")
+    return [Candidate("fft", int(n[i]), float(cost[i])) for i in order]
+
+
+def fft_lengths(p: Problem, config: Config) -> np.ndarray:
+    """The FFT lengths considered for `p`: few, and the same for nearby input widths.
+
+    The long-input length (:func:`long_fft_length`), which depends on the
+    kernel, the channel layout and the configuration but not on the number of
+    outputs; and, for inputs that it would cover in fewer than
+    :data:`SHORT_INPUT_BLOCKS` blocks, the powers of two between the phase kernel
+    length (at least 8) and it.  So the lengths a kernel uses, and the block
+    transforms planned for them, are few whatever the widths of the inputs.
+
+    Returns
+    -------
+    ndarray of int64, ascending; empty if the phase kernel is longer than
+    ``fft.max_fft_length``.
+    """
+    n_long = long_fft_length(p, config)
+    if n_long == 0:
+        return np.zeros(0, np.int64)
+    kp = p.kernel_length
+    span = p.outputs + kp - 1  # input samples per signal
+    lengths = [n_long]
+    if span < SHORT_INPUT_BLOCKS * (n_long - kp + 1) + kp - 1:
+        power = 1 << (max(kp, 8) - 1).bit_length()
+        while power < n_long:
+            lengths.insert(-1, power)
+            power *= 2
+    return np.array(lengths, dtype=np.int64)
+
+
+def long_fft_length(p: Problem, config: Config) -> int:
+    """The fast FFT length with the least estimated cost per output on long inputs.
+
+    Blocks and the chunk overhead per output sample, over the 7-smooth lengths
+    from the phase kernel length (at least 8) to ``fft.max_fft_length``; the
+    number of outputs of `p` plays no part.  0 if no length is long enough.
+    """
+    return _long_fft_length(p.batch, p.groups, p.in_channels, p.out_channels,
+                            p.kernel_length, p.itemsize, config)
+
+
+@lru_cache(maxsize=256)
+def _long_fft_length(batch: int, groups: int, in_channels: int, out_channels: int,
+                     kernel_length: int, itemsize: int, config: Config) -> int:
+    lengths = fast_lengths(config.fft.max_fft_length)
+    lo = int(np.searchsorted(lengths, max(kernel_length, 8)))
+    if lo == lengths.size:
+        return 0
+    n = lengths[lo:].astype(np.float64)
+    p = Problem(batch, groups, in_channels, out_channels, kernel_length, 1, itemsize)
+    per_block, per_chunk = _block_costs(p, config, n)
+    per_output = (per_block + 2 * config.fft.call_overhead_ns / per_chunk) / (n - kernel_length + 1)
+    return int(n[int(np.argmin(per_output))])
+
+
+def preparation_cost(p: Problem, config: Config, n: np.ndarray, prepared: Prepared,
+                     ) -> np.ndarray:
+    """Estimated ns that a call at each FFT length in `n` spends getting ready.
+
+    Where the kernel's spectra at a length are missing, their transform (one per
+    channel pair) and, if the backend plans, its plan; where the block
+    transforms are missing, the plans of the forward and the inverse transform.
+    A plan costs ``fft.plan_overhead_ns + fft.plan_ns_per_point * N`` (an
+    FFTW_ESTIMATE plan: measured plans are made only for transforms that
+    recur).  The direct path needs none of this.
+
+    Parameters
+    ----------
+    n : ndarray, shape (L,)
+    prepared : Prepared
+
+    Returns
+    -------
+    ndarray, shape (L,)
+    """
     c = config.fft
     factor = c.float64_factor if p.itemsize == 8 else 1.0
-    kp = p.kernel_length
-    lengths = fast_lengths(c.max_fft_length)
-    shortest = max(kp, 8)
-    # Up to the first length that holds every output in one block.
-    longest = max(shortest, min(c.max_fft_length, p.outputs + kp - 1))
-    lo = int(np.searchsorted(lengths, shortest))
-    hi = min(int(np.searchsorted(lengths, longest)), lengths.size - 1)
-    n = lengths[lo:hi + 1].astype(np.float64)
-    step = n - kp + 1
-    blocks = np.ceil(p.outputs / step)
+    plan_ns = (c.plan_overhead_ns + c.plan_ns_per_point * n) if prepared.plans else 0.0 * n
+    kernels = p.groups * p.out_channels * p.in_channels
+    spectra = kernels * _transform_ns(c, n) * factor + plan_ns
+    cost = np.where(np.isin(n, list(prepared.spectra)), 0.0, spectra)
+    return cost + np.where(np.isin(n, list(prepared.transforms)), 0.0, 2 * plan_ns)
+
+
+def _transform_ns(c: Any, n: np.ndarray) -> np.ndarray:
+    """ns of one real FFT of each length in `n` (float32)."""
+    return c.ns_per_nlogn * n * np.log2(n) * c.radix_penalty ** _odd_factors(n)
+
+
+def _block_costs(p: Problem, config: Config, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ns of one block at each FFT length in `n`, and the blocks per chunk."""
+    c = config.fft
+    factor = c.float64_factor if p.itemsize == 8 else 1.0
     signals = p.batch * p.groups * (p.in_channels + p.out_channels)
-    transform = c.ns_per_nlogn * n * np.log2(n) * c.radix_penalty ** _odd_factors(n)
     pairs = p.out_channels * p.in_channels
     mac_ns = c.product_ns_per_mac if pairs >= MATMUL_MIN_PAIRS else c.small_product_ns_per_mac
     product = p.batch * p.groups * pairs * (n // 2 + 1) * mac_ns
-    per_block = (signals * transform + product) * factor
-    block_bytes = 3 * p.batch * p.groups * (p.in_channels + p.out_channels) * n * p.itemsize
-    chunks = np.ceil(blocks / np.maximum(1, config.memory.fft_bytes // np.maximum(block_bytes, 1)))
-    cost = blocks * per_block + chunks * 2 * c.call_overhead_ns
-    order = np.argsort(cost, kind="stable")
-    return [Candidate("fft", int(n[i]), float(cost[i])) for i in order]
+    per_block = (signals * _transform_ns(c, n) + product) * factor
+    # chunk_blocks() of every length at once.
+    per_block_bytes = block_bytes(p.batch, p.groups * p.in_channels, p.groups * p.out_channels,
+                                  n.astype(np.int64), p.itemsize)
+    per_chunk = np.maximum(1, config.memory.fft_bytes // np.maximum(per_block_bytes, 1))
+    return per_block, per_chunk.astype(np.float64)
 
 
 @cache

@@ -29,6 +29,11 @@ class SpectrumCache:
         self._lock = threading.RLock()  # entries may be derived from other entries
         self.computed = 0
 
+    def keys(self) -> list[Hashable]:
+        """The keys of the entries held (for the current token)."""
+        with self._lock:
+            return list(self._entries)
+
     def get(self, token: Hashable | None, key: Hashable,
             compute: Callable[[], np.ndarray]) -> np.ndarray:
         """Return the entry `key` for the kernel state `token`, computing it if needed."""

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from fftconv import _files
 from fftconv.backends import BACKENDS, get_backend
 
 TOL = {np.float32: 1e-5, np.float64: 1e-12}
@@ -60,7 +61,7 @@ def pyfftw_backend(monkeypatch):
     pytest.importorskip("pyfftw")
     from fftconv.backends import pyfftw_backend
 
-    monkeypatch.setattr(pyfftw_backend, "_warned", set())  # warnings once per process
+    monkeypatch.setattr(_files, "_warned", set())  # warnings once per process
     monkeypatch.setattr(pyfftw_backend, "_exit_save_disabled", False)
     return pyfftw_backend
 
@@ -235,6 +236,25 @@ def test_block_plans_use_the_effort_and_one_off_plans_estimate(monkeypatch):
     assert "FFTW_ESTIMATE" in slot.fftw.flags
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_chunk_fft_transforms_any_row_count(backend, dtype):
+    """One chunk transform serves every row count up to its capacity, and is shared."""
+    made = backend.blocks_made
+    block = backend.chunk_fft(11, 7, 48, dtype)
+    assert backend.has_chunk_fft(11, 7, 48, dtype) and not backend.has_chunk_fft(11, 7, 64, dtype)
+    assert backend.chunk_fft(11, 7, 48, dtype) is block
+    for rows_in, rows_out in [(11, 7), (1, 1), (6, 3), (9, 7), (3, 2)]:
+        x = _input((rows_in, 48), None, dtype, seed=rows_in)
+        with block.use():
+            block.real_in[:rows_in] = x
+            _assert_close(block.forward(rows_in), np.fft.rfft(x), dtype)
+            z = _spectrum(x[:rows_out], 48, -1)
+            block.spectrum_in[:rows_out] = z
+            _assert_close(block.inverse(rows_out) / 48, np.fft.irfft(z, 48), dtype)
+    assert block.uses == 5
+    assert backend.blocks_made - made <= 1  # none if an earlier test made it
+
+
 def test_wisdom_round_trip(pyfftw_backend, tmp_path):
     get_backend("pyfftw", threads=1, planner_effort="FFTW_MEASURE").block_fft(2, 2, 48, float)
     path = pyfftw_backend.save_wisdom()
@@ -298,6 +318,9 @@ def test_get_backend_auto_and_cache():
                                                          planner_effort="FFTW_PATIENT")
     assert get_backend("numpy").threads >= 1
     assert auto.xp is np
+    patient = get_backend("pyfftw", threads=2, planner_effort="FFTW_ESTIMATE",
+                          measure_after_seconds=0)
+    assert patient is not auto and patient.measure_after_seconds == 0.0
 
 
 @pytest.mark.parametrize(
@@ -314,6 +337,8 @@ def test_get_backend_auto_and_cache():
         ({"planning_timelimit": float("inf")}, ValueError, ["`planning_timelimit`", "inf"]),
         ({"planning_timelimit": "1s"}, TypeError, ["`planning_timelimit`", "'1s'"]),
         ({"save_wisdom": "no"}, TypeError, ["`save_wisdom`", "'no'", "bool"]),
+        ({"measure_after_seconds": -0.5}, ValueError, ["`measure_after_seconds`", "-0.5"]),
+        ({"measure_after_seconds": "2"}, TypeError, ["`measure_after_seconds`", "'2'"]),
     ],
 )
 def test_get_backend_errors_name_the_argument(kwargs, error, words):

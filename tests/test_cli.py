@@ -70,15 +70,17 @@ def test_plan_refuses_a_config_with_nan_costs(tmp_path):
                           "finite number > 0, got nan.\n")
 
 
+@pytest.mark.slow
 def test_tune_writes_a_loadable_config(tmp_path):
     path = tmp_path / "tuned.toml"
     path.write_text(DEFAULT.to_toml())  # an existing configuration is replaced
-    out = run("tune", "--output", str(path), "--repeat", "1")
+    out = run("tune", "--output", str(path), "--repeat", "1", "--suite", "tiny")
     assert out.returncode == 0, out.stderr
     tuned = read_config(path)
     assert tuned.fft.ns_per_nlogn > 0 and tuned.direct.ns_per_mac > 0
     assert tuned.fft != DEFAULT.fft
-    assert "fft.ns_per_nlogn" in out.stderr
+    assert "fft.ns_per_nlogn" in out.stderr and "suite tiny" in out.stderr
+    assert dict(tuned.machine)["suite"] == "tiny"
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left
 
 
@@ -116,12 +118,17 @@ def measured(monkeypatch):
     """Replace the measurements by the base configuration; records the calls."""
     calls = []
 
-    def fake(base, repeat=5, log=print):
-        calls.append(repeat)
-        return dataclasses.replace(base, fft=dataclasses.replace(base.fft, ns_per_nlogn=0.5),
-                                   source="<measured>")
+    from fftconv import tune
 
-    monkeypatch.setattr("fftconv.tune.measure_config", fake)
+    def fake(base, suite="quick", repeat=5, seed=0, log=print):
+        calls.append(repeat)
+        config = dataclasses.replace(base, fft=dataclasses.replace(base.fft, ns_per_nlogn=0.5),
+                                     source="<measured>")
+        stats = tune.RegretStats(1.0, 1.0, 1.0)
+        return tune.TuneResult(config=config, suite=suite, problems=1, timings=2,
+                               regret={"fitted": stats}, seconds=0.1, backend="pyfftw")
+
+    monkeypatch.setattr("fftconv.tune.tune_config", fake)
     return calls
 
 

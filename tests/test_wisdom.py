@@ -57,14 +57,14 @@ print(json.dumps(known))
 def _fresh_process_state(tmp_path, monkeypatch):
     """Wisdom I/O under `tmp_path`; process-wide flags as in a new process."""
     monkeypatch.setenv("FFTCONV_CACHE_DIR", str(tmp_path))
-    monkeypatch.delenv(pyfftw_backend.SAVE_WISDOM_ENV, raising=False)
-    monkeypatch.setattr(pyfftw_backend, "_warned", set())
+    monkeypatch.delenv(_files.SAVE_WISDOM_ENV, raising=False)
+    monkeypatch.setattr(_files, "_warned", set())
     monkeypatch.setattr(pyfftw_backend, "_exit_save_disabled", False)
 
 
 def _env(cache_dir: Path, **extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items()
-           if key not in (pyfftw_backend.SAVE_WISDOM_ENV, "FFTCONV_CONFIG", "PYTHONWARNINGS")}
+           if key not in (_files.SAVE_WISDOM_ENV, "FFTCONV_CONFIG", "PYTHONWARNINGS")}
     # Show every RuntimeWarning, so that only fftconv's own deduplication is tested.
     env.update(FFTCONV_CACHE_DIR=str(cache_dir), PYTHONWARNINGS="always::RuntimeWarning",
                **extra)
@@ -194,14 +194,14 @@ def test_save_wisdom_variable_values(monkeypatch, value, expected):
     monkeypatch.setenv("FFTCONV_SAVE_WISDOM", value)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert pyfftw_backend._save_wisdom_env() is expected
+        assert _files.save_wisdom_env() is expected
 
 
 def test_invalid_save_wisdom_variable_warns_once(monkeypatch):
     monkeypatch.setenv("FFTCONV_SAVE_WISDOM", "maybe")
     with pytest.warns(RuntimeWarning, match="FFTCONV_SAVE_WISDOM='maybe'") as record:
-        assert pyfftw_backend._save_wisdom_env() is None
-        assert pyfftw_backend._save_wisdom_env() is None
+        assert _files.save_wisdom_env() is None
+        assert _files.save_wisdom_env() is None
     assert len(record) == 1
 
 

@@ -1,7 +1,8 @@
 """FFT backends: real forward and inverse transforms along one axis.
 
 The engine uses only the :class:`Backend` interface (``name``, ``threads``, ``xp``,
-``rfft``, ``irfft``) and obtains instances from :func:`get_backend`.
+``rfft``, ``irfft``, the reusable block transforms ``block_fft`` / ``chunk_fft``) and
+obtains instances from :func:`get_backend`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ DEFAULT_PLANNER_EFFORT = "FFTW_ESTIMATE"
 #: Seconds FFTW may spend planning one block transform when not given (0: no limit).
 DEFAULT_PLANNING_TIMELIMIT = 0.0
 
-#: Block shapes whose buffers a backend keeps (least recently used dropped).
+#: Block shapes whose buffers and plans a backend keeps (least recently used dropped).
 MAX_BLOCK_SHAPES = 8
 _REAL_TO_COMPLEX = REAL_TO_COMPLEX
 _COMPLEX_TO_REAL = {c: r for r, c in _REAL_TO_COMPLEX.items()}
@@ -43,6 +44,9 @@ class Backend(ABC):
         Threads used by each transform.
     xp : module
         The array module of inputs and results (numpy).
+    blocks_made : int
+        :class:`BlockFFT` objects made so far (:meth:`block_fft`, :meth:`chunk_fft`);
+        a cache hit makes none.
     """
 
     name: str
@@ -52,6 +56,7 @@ class Backend(ABC):
         self.threads = threads
         self._blocks: dict[tuple, BlockFFT] = {}
         self._blocks_lock = threading.Lock()
+        self.blocks_made = 0
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(threads={self.threads})"
@@ -97,19 +102,44 @@ class Backend(ABC):
         return self._irfft(a, n, axis)
 
     def block_fft(self, rows_in: int, rows_out: int, n: int, dtype: Any) -> BlockFFT:
-        """The shared reusable transforms of one block shape (see :class:`BlockFFT`)."""
-        key = (rows_in, rows_out, n, np.dtype(dtype))
+        """The shared transforms of exactly `rows_in` / `rows_out` blocks (see :class:`BlockFFT`).
+
+        For callers that transform the same block counts over and over (a stream,
+        the tuner): the transforms are planned at once with the backend's full effort.
+        """
+        return self._cached("block", rows_in, rows_out, n, dtype)
+
+    def chunk_fft(self, rows_in: int, rows_out: int, n: int, dtype: Any) -> BlockFFT:
+        """The shared transforms of up to `rows_in` / `rows_out` blocks per call.
+
+        For callers whose block count varies from call to call (the overlap-save
+        path on inputs of any width): a call transforms the first rows only, with
+        :meth:`BlockFFT.forward` / :meth:`BlockFFT.inverse` given the row count, inside
+        :meth:`BlockFFT.use`.  Backends with planned transforms plan them cheaply
+        first and with their full effort once the transforms recur.
+        """
+        return self._cached("chunk", rows_in, rows_out, n, dtype)
+
+    def has_chunk_fft(self, rows_in: int, rows_out: int, n: int, dtype: Any) -> bool:
+        """Whether :meth:`chunk_fft` with these arguments would find its transforms made."""
+        with self._blocks_lock:
+            return ("chunk", rows_in, rows_out, n, np.dtype(dtype)) in self._blocks
+
+    def _cached(self, kind: str, rows_in: int, rows_out: int, n: int, dtype: Any) -> BlockFFT:
+        key = (kind, rows_in, rows_out, n, np.dtype(dtype))
         with self._blocks_lock:
             block = self._blocks.pop(key, None)
             if block is None:
                 block = self._make_block_fft(*key)
+                self.blocks_made += 1
                 if len(self._blocks) >= MAX_BLOCK_SHAPES:
                     del self._blocks[next(iter(self._blocks))]  # least recently used
             self._blocks[key] = block
         return block
 
-    def _make_block_fft(self, rows_in: int, rows_out: int, n: int, dtype: np.dtype,
-                        ) -> BlockFFT:
+    def _make_block_fft(self, kind: str, rows_in: int, rows_out: int, n: int,
+                        dtype: np.dtype) -> BlockFFT:
+        """A new :class:`BlockFFT`; `kind` is ``'block'`` or ``'chunk'`` (see :meth:`chunk_fft`)."""
         return BlockFFT(rows_in, rows_out, n, dtype, self.threads)
 
     @abstractmethod
@@ -173,18 +203,20 @@ def _pyfftw_importable() -> bool:
     return True
 
 
-_instances: dict[tuple[str, int, str | None, float | None, bool | None], Backend] = {}
+_instances: dict[tuple, Backend] = {}
 _instances_lock = threading.Lock()
 
 
 def get_backend(name: str = "auto", *, threads: int | None = None,
                 planner_effort: str | None = None,
                 planning_timelimit: float | None = None,
-                save_wisdom: bool | None = None) -> Backend:
+                save_wisdom: bool | None = None,
+                measure_after_seconds: float | None = None) -> Backend:
     """The shared backend instance for these settings.
 
     Instances are cached per ``(name, threads, planner_effort, planning_timelimit,
-    save_wisdom)``, so every caller with the same settings shares one plan cache.
+    save_wisdom, measure_after_seconds)``, so every caller with the same settings
+    shares one plan cache.
 
     Parameters
     ----------
@@ -205,6 +237,11 @@ def get_backend(name: str = "auto", *, threads: int | None = None,
         False turns off the save of FFTW's wisdom at interpreter exit, for the whole
         process; None means True.  The ``FFTCONV_SAVE_WISDOM`` environment variable
         overrides it (pyFFTW only; see :mod:`fftconv.backends.pyfftw_backend`).
+    measure_after_seconds : float or None
+        Seconds an estimated plan of the overlap-save path's block transforms runs in
+        the process before it is planned with `planner_effort`, ``>= 0`` (it is also
+        not measured before the transforms' third use); None means 2.0 (pyFFTW only;
+        see :data:`fftconv.backends.pyfftw_backend.MEASURE_AFTER_SECONDS`).
 
     Returns
     -------
@@ -213,11 +250,11 @@ def get_backend(name: str = "auto", *, threads: int | None = None,
     Raises
     ------
     ValueError
-        If `name` (the backend), `threads`, `planner_effort` or `planning_timelimit`
-        has a value not allowed.
+        If `name` (the backend), `threads`, `planner_effort`, `planning_timelimit` or
+        `measure_after_seconds` has a value not allowed.
     TypeError
-        If `threads` is not an integer, `planning_timelimit` not a real number or
-        `save_wisdom` not a bool or None.
+        If `threads` is not an integer, `planning_timelimit` or
+        `measure_after_seconds` not a real number or `save_wisdom` not a bool or None.
     ImportError
         If ``name='pyfftw'`` and pyFFTW cannot be imported.
     """
@@ -233,7 +270,9 @@ def get_backend(name: str = "auto", *, threads: int | None = None,
     if planner_effort not in PLANNER_EFFORTS:
         raise ValueError(f"get_backend: `planner_effort` must be one of {PLANNER_EFFORTS} "
                          f"or None, got {planner_effort!r}.")
-    timelimit = _check_timelimit(planning_timelimit)
+    timelimit = _check_seconds(planning_timelimit, "planning_timelimit", " (0: no limit)",
+                               DEFAULT_PLANNING_TIMELIMIT)
+    measure_after = _check_seconds(measure_after_seconds, "measure_after_seconds", "", None)
     if save_wisdom is None:
         save_wisdom = True
     if not isinstance(save_wisdom, (bool, np.bool_)):
@@ -241,30 +280,33 @@ def get_backend(name: str = "auto", *, threads: int | None = None,
     save_wisdom = bool(save_wisdom)
     if name == "auto":
         name = "pyfftw" if _pyfftw_importable() else "numpy"
-    options = (planner_effort, timelimit, save_wisdom) if name == "pyfftw" else (None,) * 3
+    options = ((planner_effort, timelimit, save_wisdom, measure_after) if name == "pyfftw"
+               else (None,) * 4)
     key = (name, threads, *options)
     with _instances_lock:
         backend = _instances.get(key)
         if backend is None:
             backend = _instances[key] = _create(name, threads, planner_effort, timelimit,
-                                                save_wisdom)
+                                                save_wisdom, measure_after)
     return backend
 
 
-def _check_timelimit(value: object) -> float:
+def _check_seconds(value: object, arg: str, meaning: str, default: float | None,
+                   ) -> float | None:
+    """A finite number of seconds ``>= 0``, or `default` for None."""
     if value is None:
-        return DEFAULT_PLANNING_TIMELIMIT
+        return default
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError("get_backend: `planning_timelimit` must be a real number of seconds "
+        raise TypeError(f"get_backend: `{arg}` must be a real number of seconds "
                         f"or None, got {value!r}.")
     if not value >= 0 or value == float("inf"):
-        raise ValueError("get_backend: `planning_timelimit` must be finite and >= 0 "
-                         f"(0: no limit), got {value!r}.")
+        raise ValueError(f"get_backend: `{arg}` must be finite and >= 0{meaning}, "
+                         f"got {value!r}.")
     return float(value)
 
 
 def _create(name: str, threads: int, planner_effort: str, planning_timelimit: float,
-            save_wisdom: bool) -> Backend:
+            save_wisdom: bool, measure_after_seconds: float | None) -> Backend:
     if name == "numpy":
         from fftconv.backends.numpy_backend import NumpyBackend
 
@@ -274,4 +316,5 @@ def _create(name: str, threads: int, planner_effort: str, planning_timelimit: fl
     except ImportError as err:
         raise ImportError("backend 'pyfftw' needs the pyFFTW package (`pip install pyfftw`); "
                           "use backend='numpy' or 'auto' without it.") from err
-    return PyFFTWBackend(threads, planner_effort, planning_timelimit, save_wisdom)
+    return PyFFTWBackend(threads, planner_effort, planning_timelimit, save_wisdom,
+                         measure_after_seconds)

@@ -1,16 +1,23 @@
-"""Reusable block transforms for the overlap-save path.
+"""Reusable block transforms for the overlap-save path and for streams.
 
-A :class:`BlockFFT` owns the buffers of one block shape: ``rows_in`` real blocks
-of length ``n`` are written into :attr:`BlockFFT.real_in` and transformed by
-:meth:`~BlockFFT.forward`; ``rows_out`` spectra are written into
+A :class:`BlockFFT` owns the buffers of one block shape: up to ``rows_in`` real
+blocks of length ``n`` are written into :attr:`BlockFFT.real_in` and transformed
+by :meth:`~BlockFFT.forward`; up to ``rows_out`` spectra are written into
 :attr:`BlockFFT.spectrum_in` and transformed back by :meth:`~BlockFFT.inverse`.
 Reusing the buffers avoids an allocation and a copy per transform, which on
 long signals cost about as much as the transforms themselves.
+
+The row counts are capacities: a call may transform only the first ``rows``
+rows, so callers whose number of blocks varies from call to call (the
+overlap-save path on inputs of any width) share one object, and so one set of
+FFT plans, per block length and channel layout.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import scipy.fft
@@ -20,12 +27,12 @@ REAL_TO_COMPLEX = {np.dtype(np.float32): np.dtype(np.complex64),
 
 
 class BlockFFT:
-    """Forward and inverse real FFTs of fixed block shapes through owned buffers.
+    """Forward and inverse real FFTs of blocks through owned buffers.
 
     Parameters
     ----------
     rows_in, rows_out : int
-        Blocks transformed forward / inverse per call.
+        Most blocks transformed forward / inverse per call.
     n : int
         Block length.
     dtype : float32 or float64
@@ -34,11 +41,13 @@ class BlockFFT:
     Attributes
     ----------
     real_in : ndarray, shape (rows_in, n)
-        Fill, then call :meth:`forward`.
+        Fill (the first rows), then call :meth:`forward`.
     spectrum_in : ndarray, shape (rows_out, n // 2 + 1), complex
-        Fill, then call :meth:`inverse` (its content is destroyed).
+        Fill (the first rows), then call :meth:`inverse` (its content is destroyed).
     lock : threading.Lock
-        Hold while using the buffers: one user at a time.
+        Hold while using the buffers: one user at a time (:meth:`use` takes it).
+    uses : int
+        Number of :meth:`use` blocks entered so far.
     """
 
     def __init__(self, rows_in: int, rows_out: int, n: int, dtype: np.dtype,
@@ -47,6 +56,7 @@ class BlockFFT:
         self.threads = threads
         self.dtype = np.dtype(dtype)
         self.lock = threading.Lock()
+        self.uses = 0
         self.real_in = self._empty((rows_in, n), self.dtype)
         self.spectrum_in = self._empty((rows_out, n // 2 + 1), REAL_TO_COMPLEX[self.dtype])
 
@@ -54,11 +64,39 @@ class BlockFFT:
     def _empty(shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
         return np.empty(shape, dtype)
 
-    def forward(self) -> np.ndarray:
-        """Spectra of :attr:`real_in`, shape (rows_in, n // 2 + 1); valid until the next call."""
-        return scipy.fft.rfft(self.real_in, axis=-1, workers=self.threads)
+    @contextmanager
+    def use(self) -> Iterator[BlockFFT]:
+        """Hold :attr:`lock` for one call of the caller (which may run several chunks).
 
-    def inverse(self) -> np.ndarray:
-        """Unnormalised inverse of :attr:`spectrum_in`: ``n`` times numpy's irfft, (rows_out, n)."""
-        return scipy.fft.irfft(self.spectrum_in, self.n, axis=-1, norm="forward",
-                               workers=self.threads)
+        Counts the use; a backend may replace its transforms by faster ones here,
+        before the buffers are filled (see the pyFFTW backend).
+        """
+        with self.lock:
+            self.uses += 1
+            self._on_use()
+            yield self
+
+    def _on_use(self) -> None:
+        """Called by :meth:`use` with :attr:`lock` held, after counting the use."""
+
+    def forward(self, rows: int | None = None) -> np.ndarray:
+        """Spectra of the first `rows` rows of :attr:`real_in` (None: all).
+
+        Returns
+        -------
+        ndarray, shape (rows, n // 2 + 1), complex
+            Valid until the next call.
+        """
+        data = self.real_in if rows is None else self.real_in[:rows]
+        return scipy.fft.rfft(data, axis=-1, workers=self.threads)
+
+    def inverse(self, rows: int | None = None) -> np.ndarray:
+        """Unnormalised inverse of the first `rows` rows of :attr:`spectrum_in` (None: all).
+
+        Returns
+        -------
+        ndarray, shape (rows, n)
+            ``n`` times numpy's irfft; valid until the next call.
+        """
+        data = self.spectrum_in if rows is None else self.spectrum_in[:rows]
+        return scipy.fft.irfft(data, self.n, axis=-1, norm="forward", workers=self.threads)

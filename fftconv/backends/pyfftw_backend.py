@@ -18,6 +18,18 @@ Each call writes into a freshly allocated aligned output array that is handed to
 made.  The plan keeps a reference to that array until its next call, which first
 switches to a new output array, so a returned result is never written again.
 
+Block transforms
+----------------
+:meth:`PyFFTWBackend.block_fft` plans a stream's block transforms at once with the
+configured effort.  :meth:`PyFFTWBackend.chunk_fft`, for the overlap-save path, makes
+one set of buffers per block length and channel layout, transformed by plans over
+pieces of power-of-two row counts (so inputs of any width share a few plans), and
+plans cheaply first: from wisdom if FFTW has some for the configured effort, else
+``FFTW_ESTIMATE`` (milliseconds), measured with the configured effort only once the
+plans recur and have run for a while (:data:`MEASURE_AT_USE`,
+:data:`MEASURE_AFTER_SECONDS`).  So no call waits seconds for FFTW's measuring unless
+earlier calls in the process have spent about as long in the transforms.
+
 Wisdom
 ------
 FFTW's accumulated wisdom is stored in ``fftw-wisdom.json`` in the cache directory
@@ -57,14 +69,23 @@ import json
 import math
 import os
 import threading
+import time
 import warnings
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pyfftw
 import pyfftw.builders
 
-from fftconv._files import cache_directory, file_lock, replace_atomically
+from fftconv._files import (
+    cache_directory,
+    file_lock,
+    replace_atomically,
+    save_wisdom_env,
+    warn_once,
+)
 from fftconv.backends import _COMPLEX_TO_REAL, _REAL_TO_COMPLEX, Backend
 from fftconv.backends.blocks import BlockFFT
 
@@ -73,11 +94,31 @@ WISDOM_FILE = "fftw-wisdom.json"
 #: Plans kept per backend; the least recently used plan is dropped beyond this.
 MAX_PLANS = 64
 #: Environment variable turning the save at exit on or off (overrides the configuration).
-SAVE_WISDOM_ENV = "FFTCONV_SAVE_WISDOM"
-_ENV_ON = ("1", "true", "yes")
-_ENV_OFF = ("0", "false", "no")
 
 _WISDOM_KEYS = ("double", "single", "long_double")  # order of pyfftw.export_wisdom()
+
+#: A plan of a chunk transform (:meth:`PyFFTWBackend.chunk_fft`) that FFTW has no wisdom
+#: for is an FFTW_ESTIMATE plan at first.  It is planned again with the configured
+#: effort at the start of the transform's MEASURE_AT_USE-th use (call) in the process,
+#: or of a later one, once the plan has executed for MEASURE_AFTER_SECONDS.
+MEASURE_AT_USE = 3
+#: Measuring one plan takes up to ``pyfftw.planning_timelimit`` (2 s by default) and
+#: saves some 20-40 % of its execution time.  As in renting before buying, waiting
+#: until the plan has run about as long as measuring it may take bounds what measuring
+#: adds to any process, however short, by about the time already spent, while plans
+#: that keep running get measured (and kept as wisdom for later processes).
+MEASURE_AFTER_SECONDS = 2.0
+#: FFTW calls per direction that a chunk transform makes for one chunk of rows, at most:
+#: more wastes fewer padding rows, fewer makes fewer calls (each one synchronises
+#: FFTW's threads).
+MAX_PIECES = 3
+#: Pieces of fewer samples (rows times length) run on one thread: FFTW_ESTIMATE plans
+#: split any transform over every thread, and waking them costs more than it saves on
+#: a small one.
+THREADED_MIN_SAMPLES = 1 << 16
+#: Bytes that the row strides of chunk buffers are a multiple of, so that every piece of
+#: rows is aligned as the first row is (FFTW's new-array execution requires it).
+_ROW_ALIGN = 64
 
 # FFTW's planner and wisdom are process-global and not thread-safe: plan building and
 # wisdom import/export all hold this lock.
@@ -87,8 +128,6 @@ _wisdom_imported = False
 # environment variable turns it on).
 _exit_save_disabled = False
 # Kinds of warning already issued ("save", "env"): each is issued at most once per process.
-_warned: set[str] = set()
-_warned_lock = threading.Lock()
 
 
 class _Slot:
@@ -120,31 +159,43 @@ class PyFFTWBackend(Backend):
     threads : int
         FFTW threads per transform.
     planner_effort : {'FFTW_ESTIMATE', 'FFTW_MEASURE', 'FFTW_PATIENT', 'FFTW_EXHAUSTIVE'}
-        Effort for the block transforms (:meth:`block_fft`), which run many times per
-        call.  One-off transforms (:meth:`rfft`, :meth:`irfft`: kernel spectra) are
-        planned with ``FFTW_ESTIMATE``: a measured plan would cost more than it saves.
+        Effort for the block transforms (:meth:`block_fft`, :meth:`chunk_fft`), which
+        run many times per call; a chunk transform gets it only once it recurs (see
+        :data:`MEASURE_AT_USE`), unless FFTW's wisdom has it already.  One-off
+        transforms (:meth:`rfft`, :meth:`irfft`: kernel spectra) are planned with
+        ``FFTW_ESTIMATE``: a measured plan would cost more than it saves.
     planning_timelimit : float
         Seconds FFTW may spend planning one block transform (0: no limit); past it,
         FFTW keeps the best plan measured so far.
     save_wisdom : bool
         False turns off the save of FFTW's wisdom at interpreter exit for the whole
         process (wisdom is still loaded); ``$FFTCONV_SAVE_WISDOM`` overrides it.
+    measure_after_seconds : float or None
+        Seconds an estimated plan of a chunk transform runs before it is measured
+        (see :data:`MEASURE_AFTER_SECONDS`, the value for None).
 
     Attributes
     ----------
     plans_built : int
-        Number of plans this backend has built (a cache hit builds none).
+        Number of one-off plans (:meth:`rfft`, :meth:`irfft`) this backend has built (a
+        cache hit builds none).
+    block_plans_built : collections.Counter
+        FFTW plans built for block transforms (:meth:`block_fft`, :meth:`chunk_fft`),
+        by how: ``'wisdom'`` (from FFTW's wisdom alone) or the planner effort.
     """
 
     name = "pyfftw"
 
     def __init__(self, threads: int, planner_effort: str, planning_timelimit: float = 0.0,
-                 save_wisdom: bool = True) -> None:
+                 save_wisdom: bool = True, measure_after_seconds: float | None = None,
+                 ) -> None:
         super().__init__(threads)
         self.planner_effort = planner_effort
         self.planning_timelimit = planning_timelimit
         self.save_wisdom = save_wisdom
+        self.measure_after_seconds = measure_after_seconds
         self.plans_built = 0
+        self.block_plans_built: Counter[str] = Counter()
         self._slots: dict[tuple[str, int, int, np.dtype], _Slot] = {}
         self._slots_lock = threading.Lock()
         _import_wisdom_once(save_wisdom)
@@ -153,12 +204,19 @@ class PyFFTWBackend(Backend):
         return (f"{type(self).__name__}(threads={self.threads}, "
                 f"planner_effort={self.planner_effort!r}, "
                 f"planning_timelimit={self.planning_timelimit!r}, "
-                f"save_wisdom={self.save_wisdom!r})")
+                f"save_wisdom={self.save_wisdom!r}, "
+                f"measure_after_seconds={self.measure_after_seconds!r})")
 
-    def _make_block_fft(self, rows_in: int, rows_out: int, n: int, dtype: np.dtype,
-                        ) -> BlockFFT:
+    def _make_block_fft(self, kind: str, rows_in: int, rows_out: int, n: int,
+                        dtype: np.dtype) -> BlockFFT:
         return _FFTWBlockFFT(rows_in, rows_out, n, dtype, self.threads, self.planner_effort,
-                             self.planning_timelimit)
+                             self.planning_timelimit, deferred=kind == "chunk",
+                             record=self._record_block_plan,
+                             measure_after=self.measure_after_seconds)
+
+    def _record_block_plan(self, how: str) -> None:
+        with self._slots_lock:
+            self.block_plans_built[how] += 1
 
     def _rfft(self, a: np.ndarray, n: int, axis: int) -> np.ndarray:
         return self._execute("rfft", a, n, axis)
@@ -211,32 +269,191 @@ class PyFFTWBackend(Backend):
         return fftw
 
 
+class _Plan:
+    """One FFTW plan of a block transform over a piece of ``rows`` rows.
+
+    Attributes: ``fftw``; ``how`` it was made (``'wisdom'`` or an effort); ``at``,
+    the first row it is set to; ``seconds`` spent executing it.
+    """
+
+    def __init__(self, fftw: pyfftw.FFTW, how: str) -> None:
+        self.fftw = fftw
+        self.how = how
+        self.at = 0
+        self.seconds = 0.0
+
+
 class _FFTWBlockFFT(BlockFFT):
-    """:class:`BlockFFT` on two FFTW plans that read and write the owned buffers in place."""
+    """:class:`BlockFFT` on FFTW plans that read and write the owned buffers in place.
+
+    Made by :meth:`PyFFTWBackend.block_fft` (`deferred` False): one forward and one
+    inverse plan, each over every row, planned with `planner_effort` at once.
+
+    Made by :meth:`PyFFTWBackend.chunk_fft` (`deferred` True): a call on ``rows``
+    rows runs plans over at most :data:`MAX_PIECES` pieces of rows, of power-of-two
+    sizes or the whole capacity (:func:`pieces`), each at its offset in the buffers
+    (FFTW's new-array execution: row strides padded to :data:`_ROW_ALIGN` bytes give
+    every piece the alignment of the first row).  So a few plans serve every row
+    count.  Pieces of fewer than :data:`THREADED_MIN_SAMPLES` samples run on one
+    thread.
+
+    A plan is made on the first call that needs it: from FFTW's wisdom for
+    `planner_effort` if there is some (``FFTW_WISDOM_ONLY``), else with
+    ``FFTW_ESTIMATE`` (milliseconds for the first plan of a length, much less for the
+    next ones).  An estimated plan is planned again with `planner_effort` (within
+    `planning_timelimit`; FFTW keeps it as wisdom, saved at exit) at the start of a
+    :meth:`~BlockFFT.use` that is at least the :data:`MEASURE_AT_USE`-th once the plan
+    has run for `measure_after` seconds (None: :data:`MEASURE_AFTER_SECONDS`); one
+    plan per use, the one that has run longest, so a call waits for one measuring at
+    most.
+
+    `record` is called with how each plan was made: ``'wisdom'`` or the effort.
+    """
 
     def __init__(self, rows_in: int, rows_out: int, n: int, dtype: np.dtype, threads: int,
-                 planner_effort: str, planning_timelimit: float) -> None:
+                 planner_effort: str, planning_timelimit: float, deferred: bool = False,
+                 record: Callable[[str], None] | None = None,
+                 measure_after: float | None = None) -> None:
+        self._effort = planner_effort
+        self._measure_after = measure_after
+        self._timelimit = planning_timelimit or None
+        self._record = record or (lambda how: None)
+        self._deferred = deferred
         super().__init__(rows_in, rows_out, n, dtype, threads)
-        spectra = pyfftw.empty_aligned((rows_in, n // 2 + 1), self.spectrum_in.dtype)
-        real_out = pyfftw.empty_aligned((rows_out, n), self.dtype)
-        options = {"flags": (planner_effort, "FFTW_DESTROY_INPUT"), "threads": threads,
-                   "planning_timelimit": planning_timelimit or None}
+        self._spectra = self._empty((rows_in, n // 2 + 1), self.spectrum_in.dtype)
+        self._real_out = self._empty((rows_out, n), self.dtype)
+        # Per direction (0: forward, 1: inverse): the plans by piece size, and the rows
+        # of the input known to hold finite numbers (padding rows past the caller's are
+        # zeroed once, so no garbage - NaN, denormals - is transformed).
+        self._plans: tuple[dict[int, _Plan], dict[int, _Plan]] = ({}, {})
+        self._finite = [0, 0]
+        if not deferred:
+            self._build(0, rows_in, planner_effort)
+            self._build(1, rows_out, planner_effort)
+
+    @property
+    def _forward(self) -> pyfftw.FFTW | None:
+        """The forward plan over every row (``block_fft``), or the largest one made."""
+        return self._largest(0)
+
+    @property
+    def _inverse(self) -> pyfftw.FFTW | None:
+        return self._largest(1)
+
+    def _largest(self, which: int) -> pyfftw.FFTW | None:
+        plans = self._plans[which]
+        return plans[max(plans)].fftw if plans else None
+
+    @property
+    def plan_efforts(self) -> dict[tuple[str, int], str]:
+        """How each plan was made, by ``('forward' | 'inverse', rows)``."""
+        return {(("forward", "inverse")[which], rows): plan.how
+                for which in (0, 1) for rows, plan in sorted(self._plans[which].items())}
+
+    def _empty(self, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
+        if not self._deferred:
+            return pyfftw.empty_aligned(shape, dtype)
+        rows, length = shape
+        itemsize = np.dtype(dtype).itemsize
+        stride = -(-length * itemsize // _ROW_ALIGN) * _ROW_ALIGN // itemsize
+        return pyfftw.empty_aligned((rows, stride), dtype, n=_ROW_ALIGN)[:, :length]
+
+    def _arrays(self, which: int, start: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """Input and output rows ``start : start + rows`` of direction `which`."""
+        if which:
+            return self.spectrum_in[start:start + rows], self._real_out[start:start + rows]
+        return self.real_in[start:start + rows], self._spectra[start:start + rows]
+
+    def _build(self, which: int, rows: int, effort: str, wisdom_only: bool = False) -> _Plan:
+        """Plan direction `which` over `rows` rows at row 0 with `effort`.
+
+        Raises RuntimeError if `wisdom_only` and FFTW has no wisdom for it.
+        """
+        flags = (effort, "FFTW_DESTROY_INPUT") + (("FFTW_WISDOM_ONLY",) if wisdom_only else ())
+        a, b = self._arrays(which, 0, rows)
+        limit = None if effort == "FFTW_ESTIMATE" or wisdom_only else self._timelimit
+        extra = {"direction": "FFTW_BACKWARD"} if which else {}
+        how = "wisdom" if wisdom_only else effort
+        small = self._deferred and rows * self.n < THREADED_MIN_SAMPLES
         with _fftw_lock:  # planning may scribble on the buffers; they are filled before use
-            self._forward = pyfftw.FFTW(self.real_in, spectra, axes=(1,), **options)
-            self._inverse = pyfftw.FFTW(self.spectrum_in, real_out, axes=(1,),
-                                        direction="FFTW_BACKWARD", **options)
+            fftw = pyfftw.FFTW(a, b, axes=(1,), flags=flags, threads=1 if small else self.threads,
+                               planning_timelimit=limit, **extra)
+            self._record(how)
+        plan = self._plans[which][rows] = _Plan(fftw, how)
+        self._finite[which] = 0
+        return plan
 
-    @staticmethod
-    def _empty(shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
-        return pyfftw.empty_aligned(shape, dtype)
+    def _plan(self, which: int, rows: int) -> _Plan:
+        """The plan of direction `which` over `rows` rows, made cheaply if missing."""
+        plan = self._plans[which].get(rows)
+        if plan is None and self._effort == "FFTW_ESTIMATE":
+            plan = self._build(which, rows, "FFTW_ESTIMATE")
+        elif plan is None:
+            try:
+                plan = self._build(which, rows, self._effort, wisdom_only=True)
+            except RuntimeError:  # FFTW has no wisdom for it
+                plan = self._build(which, rows, "FFTW_ESTIMATE")
+        return plan
 
-    def forward(self) -> np.ndarray:
-        self._forward.execute()
-        return self._forward.output_array
+    def _on_use(self) -> None:
+        if self.uses < MEASURE_AT_USE or self._effort == "FFTW_ESTIMATE":
+            return
+        after = MEASURE_AFTER_SECONDS if self._measure_after is None else self._measure_after
+        due = [(plan.seconds, which, rows) for which in (0, 1)
+               for rows, plan in self._plans[which].items()
+               if plan.how == "FFTW_ESTIMATE" and plan.seconds >= after]
+        if due:  # one plan per use, the one that has run longest: no call waits for many
+            _, which, rows = max(due)
+            self._build(which, rows, self._effort)
 
-    def inverse(self) -> np.ndarray:
-        self._inverse.execute()
-        return self._inverse.output_array
+    def forward(self, rows: int | None = None) -> np.ndarray:
+        rows = self.real_in.shape[0] if rows is None else rows
+        self._run(0, self.real_in, rows)
+        return self._spectra[:rows]
+
+    def inverse(self, rows: int | None = None) -> np.ndarray:
+        rows = self.spectrum_in.shape[0] if rows is None else rows
+        self._run(1, self.spectrum_in, rows)
+        return self._real_out[:rows]
+
+    def _run(self, which: int, source: np.ndarray, rows: int) -> None:
+        """Transform (at least) the first `rows` rows of `source`, piece by piece."""
+        capacity = source.shape[0]
+        sizes = pieces(rows, capacity) if self._deferred else [capacity]
+        stop = sum(sizes)
+        finite = max(self._finite[which], rows)
+        if stop > finite:
+            source[finite:stop] = 0
+        self._finite[which] = max(finite, stop)
+        start = 0
+        for size in sizes:
+            plan = self._plan(which, size)
+            if plan.at != start:
+                plan.fftw.update_arrays(*self._arrays(which, start, size))
+                plan.at = start
+            begin = time.perf_counter()
+            plan.fftw.execute()
+            plan.seconds += time.perf_counter() - begin
+            start += size
+
+
+def pieces(rows: int, capacity: int) -> list[int]:
+    """Sizes of the row pieces that transform the first `rows` of `capacity` rows.
+
+    Powers of two, largest first, at most :data:`MAX_PIECES` (the last one rounded
+    up, so some rows past `rows` may be transformed too), or ``[capacity]`` when
+    `rows` fills the capacity or the rounding would run past it.
+    """
+    if rows >= capacity:
+        return [capacity]
+    sizes: list[int] = []
+    left = rows
+    while left > 0:
+        last = len(sizes) == MAX_PIECES - 1
+        size = 1 << ((left - 1).bit_length() if last else left.bit_length() - 1)
+        sizes.append(size)
+        left -= size
+    return sizes if sum(sizes) <= capacity else [capacity]
 
 
 def wisdom_path() -> Path:
@@ -317,7 +534,7 @@ def _save(path: Path, warn: bool) -> bool:
             _merge_into(path)
     except OSError as err:
         if warn:
-            _warn_once("save", f"FFTW wisdom could not be saved to {path} ({err}).",
+            warn_once("fftw-save", f"FFTW wisdom could not be saved to {path} ({err}).",
                        stacklevel=3)
         return False
     return True
@@ -364,23 +581,9 @@ def _import_wisdom_once(save: bool = True) -> None:
         if _wisdom_imported:
             return
         _wisdom_imported = True
-    _save_wisdom_env()  # an invalid value warns now rather than at exit
+    save_wisdom_env()  # an invalid value warns now rather than at exit
     load_wisdom()
     atexit.register(_save_wisdom_at_exit)
-
-
-def _save_wisdom_env() -> bool | None:
-    """``$FFTCONV_SAVE_WISDOM`` as a bool; None if unset, empty or invalid (warns once)."""
-    raw = os.environ.get(SAVE_WISDOM_ENV, "")
-    value = raw.strip().lower()
-    if value in _ENV_ON:
-        return True
-    if value in _ENV_OFF:
-        return False
-    if value:
-        _warn_once("env", f"{SAVE_WISDOM_ENV}={raw!r} is not one of {_ENV_ON + _ENV_OFF}; "
-                   "ignored (the configuration decides).", stacklevel=3)
-    return None
 
 
 def _save_wisdom_at_exit() -> None:
@@ -388,16 +591,9 @@ def _save_wisdom_at_exit() -> None:
 
     Only ``FFTCONV_SAVE_WISDOM`` set to on asks: the default save fails silently.
     """
-    requested = _save_wisdom_env()
+    requested = save_wisdom_env()
     if requested is False or (requested is None and _exit_save_disabled):
         return
     _save(wisdom_path(), warn=requested is True)
 
 
-def _warn_once(kind: str, message: str, stacklevel: int) -> None:
-    """Issue a RuntimeWarning unless one of this `kind` was issued in this process."""
-    with _warned_lock:
-        if kind in _warned:
-            return
-        _warned.add(kind)
-    warnings.warn(message, RuntimeWarning, stacklevel=stacklevel + 1)

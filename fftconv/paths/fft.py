@@ -56,6 +56,17 @@ def block_bytes(batch: int, in_channels: int, out_channels: int, n_fft: int,
     return 3 * batch * (in_channels + out_channels) * n_fft * itemsize
 
 
+def chunk_blocks(batch: int, in_channels: int, out_channels: int, n_fft: int, itemsize: int,
+                 max_bytes: int) -> int:
+    """Blocks transformed together: as many as `max_bytes` holds, at least one.
+
+    It depends on the block length and the channel layout, not on the signal
+    length, so inputs of every width share one set of block transforms.
+    """
+    per_block = block_bytes(batch, in_channels, out_channels, n_fft, itemsize)
+    return max(1, max_bytes // max(per_block, 1))
+
+
 def corr_valid_fft(x: np.ndarray, spectra: np.ndarray, kp: int, n_fft: int, backend: Any,
                    max_bytes: int = 1 << 26, time_major: bool = False) -> np.ndarray:
     """Grouped, stride-1, valid cross-correlation by overlap-save.
@@ -74,10 +85,12 @@ def corr_valid_fft(x: np.ndarray, spectra: np.ndarray, kp: int, n_fft: int, back
     backend : Backend
     max_bytes : int
         Working-memory budget.  Blocks are transformed in chunks of
-        ``max(1, max_bytes // block_bytes(...))``, so peak extra memory is
-        ``max(max_bytes, block_bytes(...))`` plus the output, whatever ``L``.
-        The block buffers stay with the backend for the next call of the same
-        shape (a few shapes at most, see ``backends.MAX_BLOCK_SHAPES``).
+        :func:`chunk_blocks` blocks (the last chunk fewer), so peak extra memory
+        is ``max(max_bytes, block_bytes(...))`` plus the output, whatever ``L``.
+        The chunk's buffers and transforms (:meth:`Backend.chunk_fft`) depend on
+        ``n_fft``, the channel layout and `max_bytes` only: calls on inputs of
+        any width reuse them (a few layouts at most stay with the backend, see
+        ``backends.MAX_BLOCK_SHAPES``).
     time_major : bool
         Lay the result out channels last in memory (a transposed view).
 
@@ -93,19 +106,25 @@ def corr_valid_fft(x: np.ndarray, spectra: np.ndarray, kp: int, n_fft: int, back
     out = empty_signal((b, groups * c_out, t_total), x.dtype, time_major)
     if out.size == 0:
         return out
-    per_block = block_bytes(b, gci, groups * c_out, n_fft, x.itemsize)
-    chunk = max(1, min(n_blocks, max_bytes // per_block))
-    for first in range(0, n_blocks, chunk):
-        count = min(chunk, n_blocks - first)
-        fft = backend.block_fft(b * gci * count, b * groups * c_out * count, n_fft, x.dtype)
-        with fft.lock:
-            _gather_blocks(x, first, step, fft.real_in.reshape(b, gci, count, n_fft))
-            spec_in = fft.forward().reshape(b, groups, c_in, count, -1)
-            _per_bin_product(spec_in, spectra,
-                             out=fft.spectrum_in.reshape(b, groups, c_out, count, -1))
-            blocks = fft.inverse().reshape(b, groups * c_out, count, n_fft)
+    chunk = chunk_blocks(b, gci, groups * c_out, n_fft, x.itemsize, max_bytes)
+    fft = backend.chunk_fft(b * gci * chunk, b * groups * c_out * chunk, n_fft, x.dtype)
+    with fft.use():
+        for first in range(0, n_blocks, chunk):
+            count = min(chunk, n_blocks - first)
+            rows_in, rows_out = b * gci * count, b * groups * c_out * count
+            _gather_blocks(x, first, step, _split_rows(fft.real_in[:rows_in], b, gci, count))
+            spec_in = _split_rows(fft.forward(rows_in), b, groups * c_in, count)
+            _per_bin_product(spec_in.reshape(b, groups, c_in, count, -1), spectra,
+                             out=_split_rows(fft.spectrum_in[:rows_out], b, groups * c_out,
+                                             count).reshape(b, groups, c_out, count, -1))
+            blocks = _split_rows(fft.inverse(rows_out), b, groups * c_out, count)
             _scatter_blocks(blocks, first * step, step, out)
     return out
+
+
+def _split_rows(rows: np.ndarray, b: int, c: int, count: int) -> np.ndarray:
+    """The rows ``(B*C*count, m)`` as a ``(B, C, count, m)`` view (never a copy)."""
+    return np.reshape(rows, (b, c, count, rows.shape[-1]), copy=False)
 
 
 def _scatter_blocks(blocks: np.ndarray, start: int, step: int, out: np.ndarray) -> None:

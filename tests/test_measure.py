@@ -1,0 +1,435 @@
+"""Measured planning (``planning='measure'``) and the plan-wisdom file."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import threading
+import warnings
+
+import numpy as np
+import pytest
+
+from fftconv import SignalConv1D, _files, convolve, plan_wisdom
+from fftconv import engine as engine_module
+from fftconv.config import load_config, read_config
+from fftconv.engine import Engine
+from fftconv.planner import plan
+from fftconv.spec import ConvSpec
+
+DEFAULT = load_config()
+#: Measuring with a budget that never runs out: every candidate worth it is timed.
+MEASURE = dataclasses.replace(DEFAULT, planner=dataclasses.replace(
+    DEFAULT.planner, planning="measure", measure_seconds=600.0))
+BACKENDS = ["numpy"] + (["pyfftw"] if importlib.util.find_spec("pyfftw") else [])
+
+#: Layers (constructor arguments, input shape) with several candidates worth timing.
+LAYERS = {
+    "strided": ({"filters": 3, "kernel_support": 33, "corr": True, "strides_down": 2,
+                 "padding": "same_zeros"}, (2, 1000, 2)),
+    "separable": ({"filters": 2, "kernel_support": 64, "channel_separable": True,
+                   "padding": "same_reflect"}, (2, 2000, 3)),
+    "channels_first_up_down": ({"filters": 4, "kernel_support": 129, "strides_up": 3,
+                                "strides_down": 2, "data_format": "channels_first"},
+                               (2, 3, 700)),
+}
+
+
+@pytest.fixture(autouse=True)
+def wisdom_dir(tmp_path, monkeypatch):
+    """A fresh cache directory, and plan-wisdom warnings not yet issued."""
+    directory = tmp_path / "cache"
+    monkeypatch.setenv("FFTCONV_CACHE_DIR", str(directory))
+    monkeypatch.delenv("FFTCONV_SAVE_WISDOM", raising=False)
+    monkeypatch.delenv("FFTCONV_CONFIG", raising=False)
+    monkeypatch.setattr(_files, "_warned", set())
+    return directory
+
+
+def assert_close(actual, expected):
+    """float64 results of two plans agree to 1e-10 relative to max|y|."""
+    scale = max(float(np.max(np.abs(expected))), 1e-300)
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-10 * scale)
+
+
+def _pair(name, backend="numpy", config=MEASURE, **options):
+    """An estimating and a measuring layer with one fixed kernel, and an input."""
+    arguments, shape = LAYERS[name]
+    rng = np.random.default_rng(len(name))
+    x = rng.standard_normal(shape)
+    c_in = shape[1] if arguments.get("data_format") == "channels_first" else shape[2]
+    kernel = rng.standard_normal((arguments["kernel_support"], c_in, arguments["filters"]))
+    estimate = SignalConv1D(**arguments, kernel_parameter=kernel, dtype="float64",
+                            backend=backend, planning="estimate")
+    measure = SignalConv1D(**arguments, kernel_parameter=kernel, dtype="float64",
+                           backend=backend, config=config, **options)
+    return estimate, measure, x
+
+
+def _channels_first(layer, x):
+    return x.shape if layer.data_format == "channels_first" else (
+        x.shape[0], x.shape[2], x.shape[1])
+
+
+def _measurable(layer, x):
+    """The candidates the engine times for `x` (its model plan's)."""
+    engine = layer.engine
+    model = plan(layer.spec, _channels_first(layer, x), np.float64, engine.backend.name,
+                 engine.config, filters=layer.filters, method=engine.method,
+                 threads=engine.backend.threads)
+    return model, engine._measurable(model)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_measure_agrees_with_estimate_and_picks_a_candidate(name, backend):
+    estimate, measure, x = _pair(name, backend)
+    model, candidates = _measurable(measure, x)
+    assert len(candidates) > 1  # there is something to measure
+    assert measure.engine.planning == "measure"  # from the configuration
+    expected = estimate(x)
+    assert_close(measure(x), expected)
+    assert measure.engine.measurements == len(candidates)
+    chosen = measure.engine.plan_for(_channels_first(measure, x), np.float64)
+    assert chosen.candidates[0] in candidates
+    assert (chosen.path, chosen.n_fft) in {(c.path, c.n_fft) for c in candidates}
+    assert_close(measure(x), expected)  # the winner, run as a plain call
+
+
+def test_second_call_and_second_engine_measure_nothing():
+    estimate, measure, x = _pair("strided")
+    measure(x)
+    done = measure.engine.measurements
+    assert done > 1 and measure.engine.plans_made == 1
+    spectra = measure.engine.spectra.computed
+    assert_close(measure(x), estimate(x))
+    assert measure.engine.measurements == done  # nothing timed again
+    assert measure.engine.spectra.computed == spectra  # the winner's spectra were kept
+    _, again, _ = _pair("strided")  # a new engine: the process remembers the winner
+    assert_close(again(x), estimate(x))
+    assert again.engine.measurements == 0
+    assert again.engine.plan_for(_channels_first(again, x), np.float64) == \
+        measure.engine.plan_for(_channels_first(measure, x), np.float64)
+
+
+def test_only_the_winners_spectra_are_kept():
+    _, measure, x = _pair("channels_first_up_down")
+    measure(x)
+    chosen = measure.engine.plan_for(x.shape, np.float64)
+    fft_keys = [key for key in measure.engine.spectra._entries if key[0] == "fft"]
+    assert fft_keys == ([] if chosen.path == "direct" else
+                        [engine_module._fft_key(chosen.n_fft, "<f8", chosen.backend)])
+
+
+SUBPROCESS = textwrap.dedent("""
+    import numpy as np
+    from fftconv import SignalConv1D
+
+    rng = np.random.default_rng(0)
+    layer = SignalConv1D(3, 33, corr=True, strides_down=2, padding="same_zeros",
+                         kernel_parameter=rng.standard_normal((33, 2, 3)), dtype="float64",
+                         backend="numpy", planning="measure")
+    x = rng.standard_normal((2, 1000, 2))
+    y = layer(x)
+    chosen = layer.engine.plan_for((2, 2, 1000), np.float64)
+    print(layer.engine.measurements, chosen.path, chosen.n_fft, repr(float(y.sum())))
+""")
+
+
+def test_a_second_process_measures_nothing(wisdom_dir, tmp_path):
+    config = tmp_path / "measure.toml"
+    config.write_text(MEASURE.to_toml())
+    env = {**os.environ, "FFTCONV_CACHE_DIR": str(wisdom_dir),
+           "FFTCONV_CONFIG": str(config)}
+
+    def run():
+        done = subprocess.run([sys.executable, "-c", SUBPROCESS], env=env, check=True,
+                              capture_output=True, text=True, timeout=120)
+        count, path, n_fft, total = done.stdout.split()
+        return int(count), (path, int(n_fft)), float(total)
+
+    first_count, first_plan, first_total = run()
+    assert first_count > 1
+    saved = json.loads((wisdom_dir / plan_wisdom.WISDOM_FILE).read_text())
+    (entry,) = saved["plans"].values()
+    assert (entry["path"], entry["n_fft"]) == first_plan
+    assert len(entry["seconds"]) == first_count
+    second_count, second_plan, second_total = run()
+    assert second_count == 0 and second_plan == first_plan
+    assert abs(second_total - first_total) <= 1e-9 * max(1.0, abs(first_total))
+
+
+def test_remembered_winner_is_used_without_measuring(wisdom_dir):
+    estimate, measure, x = _pair("strided")
+    model, candidates = _measurable(measure, x)
+    other = candidates[-1]  # not the model's choice
+    key = plan_wisdom.wisdom_key(model.problem, model.backend, model.threads, "auto")
+    _write_wisdom(wisdom_dir, {key: {"path": other.path, "n_fft": other.n_fft,
+                                     "saved": 0.0}})
+    # Known before the first call, so plan_for already gives it.
+    chosen = measure.engine.plan_for(_channels_first(measure, x), np.float64)
+    assert (chosen.path, chosen.n_fft) == (other.path, other.n_fft)
+    assert_close(measure(x), estimate(x))
+    assert measure.engine.measurements == 0
+
+
+@pytest.mark.parametrize("entry", [
+    {"path": "fft", "n_fft": 8, "saved": 0.0},  # shorter than the phase kernel
+    {"path": "fft", "n_fft": 11, "saved": 0.0},  # not a length the planner lists
+    {"path": "gpu", "n_fft": 0, "saved": 0.0},  # malformed
+    {"path": "fft", "n_fft": "128", "saved": 0.0},
+])
+def test_inapplicable_remembered_winner_is_ignored(wisdom_dir, entry):
+    estimate, measure, x = _pair("strided")
+    model, candidates = _measurable(measure, x)
+    key = plan_wisdom.wisdom_key(model.problem, model.backend, model.threads, "auto")
+    _write_wisdom(wisdom_dir, {key: entry})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert_close(measure(x), estimate(x))
+    assert measure.engine.measurements == len(candidates)
+
+
+def _write_wisdom(directory, plans):
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / plan_wisdom.WISDOM_FILE).write_text(
+        json.dumps({"format": plan_wisdom.FORMAT, "plans": plans}))
+
+
+@pytest.mark.parametrize("content", [b"{not json", b'{"format": "other", "plans": {}}',
+                                     b"\xff\xfe binary", b"[]"])
+def test_corrupt_wisdom_file_warns_once_and_is_replaced(wisdom_dir, content):
+    wisdom_dir.mkdir()
+    path = wisdom_dir / plan_wisdom.WISDOM_FILE
+    path.write_bytes(content)
+    estimate, measure, x = _pair("strided")
+    with pytest.warns(RuntimeWarning, match="plan wisdom file .* (is invalid|could not be "
+                                            "read)") as record:
+        assert_close(measure(x), estimate(x))
+        other_estimate, other, y = _pair("separable")
+        assert_close(other(y), other_estimate(y))
+    assert len([w for w in record if "plan wisdom" in str(w.message)]) == 1
+    assert measure.engine.measurements > 1 and other.engine.measurements > 1
+    saved = json.loads(path.read_text())  # the next save replaced it with valid wisdom
+    assert saved["format"] == plan_wisdom.FORMAT and len(saved["plans"]) == 2
+
+
+def test_unwritable_cache_directory_warns_once(tmp_path, monkeypatch):
+    blocker = tmp_path / "regular-file"
+    blocker.write_text("")
+    monkeypatch.setenv("FFTCONV_CACHE_DIR", str(blocker / "cache"))
+    estimate, measure, x = _pair("strided")
+    with pytest.warns(RuntimeWarning, match="plan wisdom could not be saved") as record:
+        assert_close(measure(x), estimate(x))
+        other_estimate, other, y = _pair("separable")
+        assert_close(other(y), other_estimate(y))
+    assert len(record) == 1
+    assert measure.engine.measurements > 1 and other.engine.measurements > 1
+    _, again, _ = _pair("strided")  # remembered for the process all the same
+    again(x)
+    assert again.engine.measurements == 0
+
+
+@pytest.mark.parametrize("opt_out", ["environment", "configuration"])
+def test_saving_can_be_turned_off(wisdom_dir, monkeypatch, opt_out):
+    config = MEASURE
+    if opt_out == "environment":
+        monkeypatch.setenv("FFTCONV_SAVE_WISDOM", "no")
+    else:
+        config = dataclasses.replace(MEASURE, planner=dataclasses.replace(
+            MEASURE.planner, save_wisdom=False))
+    estimate, measure, x = _pair("strided", config=config)
+    assert_close(measure(x), estimate(x))
+    assert measure.engine.measurements > 1
+    assert not (wisdom_dir / plan_wisdom.WISDOM_FILE).exists()
+
+
+def test_environment_turns_saving_on_over_the_configuration(wisdom_dir, monkeypatch):
+    monkeypatch.setenv("FFTCONV_SAVE_WISDOM", "TRUE")
+    config = dataclasses.replace(MEASURE, planner=dataclasses.replace(
+        MEASURE.planner, save_wisdom=False))
+    _, measure, x = _pair("strided", config=config)
+    measure(x)
+    assert (wisdom_dir / plan_wisdom.WISDOM_FILE).exists()
+
+
+def test_zero_budget_measures_nothing(wisdom_dir):
+    config = dataclasses.replace(MEASURE, planner=dataclasses.replace(
+        MEASURE.planner, measure_seconds=0.0))
+    estimate, measure, x = _pair("strided", config=config)
+    assert_close(measure(x), estimate(x))
+    assert measure.engine.measurements == 0
+    shape = _channels_first(measure, x)
+    assert measure.engine.plan_for(shape, np.float64) == \
+        estimate.engine.plan_for(shape, np.float64)
+    assert not (wisdom_dir / plan_wisdom.WISDOM_FILE).exists()  # nothing compared
+    measure(x)
+    assert measure.engine.measurements == 0
+
+
+class _Clock:
+    """A stand-in for the `time` module whose clock advances one second per reading."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        self.now += 1.0
+        return self.now
+
+
+@pytest.mark.parametrize(("budget", "timed"), [(2.5, 1), (7.5, 2)])
+def test_budget_bounds_the_candidates_timed(monkeypatch, budget, timed):
+    # Each timed run reads "1 s" and each check of the budget costs another: a
+    # budget of 2.5 s times the model's choice once; 7.5 s, its two runs and
+    # then one run of the next candidate.
+    monkeypatch.setattr(engine_module, "time", _Clock())
+    config = dataclasses.replace(MEASURE, planner=dataclasses.replace(
+        MEASURE.planner, measure_seconds=budget))
+    estimate, measure, x = _pair("strided", config=config)
+    assert_close(measure(x), estimate(x))
+    assert measure.engine.measurements == timed
+
+
+def test_hopeless_candidates_and_forced_methods_are_not_measured():
+    _, measure, x = _pair("strided")
+    model, candidates = _measurable(measure, x)
+    best = model.candidates[0]
+    assert candidates[0] == best
+    assert all(c.cost_ns <= engine_module.HOPELESS_FACTOR * best.cost_ns for c in candidates)
+    assert sum(c.path == "fft" for c in candidates) <= engine_module.MEASURED_FFT_LENGTHS
+    assert sum(c.path == "direct" for c in candidates) <= 1
+    direct = SignalConv1D(3, 33, corr=True, strides_down=2, padding="same_zeros",
+                          method="direct", config=MEASURE, dtype="float64", backend="numpy")
+    direct(x)
+    assert direct.engine.measurements == 0  # one candidate: nothing to compare
+    fft = SignalConv1D(3, 33, corr=True, strides_down=2, padding="same_zeros",
+                       method="fft", config=MEASURE, dtype="float64", backend="numpy")
+    fft(x)
+    chosen = fft.engine.plan_for(_channels_first(fft, x), np.float64)
+    assert chosen.path == "fft" and fft.engine.measurements > 1
+
+
+def test_concurrent_first_calls_measure_once():
+    estimate, measure, x = _pair("separable")
+    expected = estimate(x)
+    _, candidates = _measurable(measure, x)
+    barrier = threading.Barrier(8)
+    results, errors = [None] * 8, []
+
+    def work(i):
+        try:
+            barrier.wait()
+            results[i] = measure(x)
+        except BaseException as err:  # reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for y in results:
+        assert_close(y, expected)
+    assert measure.engine.measurements == len(candidates)
+    assert measure.engine.plans_made == 1
+    assert len(json.loads((plan_wisdom.wisdom_path()).read_text())["plans"]) == 1
+
+
+def test_functional_forms_take_planning():
+    rng = np.random.default_rng(3)
+    signal, taps = rng.standard_normal((4, 3000)), rng.standard_normal((1, 200))
+    assert_close(convolve(signal, taps, axes=1, planning="measure"),
+                 convolve(signal, taps, axes=1, planning="estimate"))
+    with pytest.raises(ValueError, match="`planning` must be one of"):
+        convolve(signal, taps, axes=1, planning="patient")
+
+
+# -- arguments and configuration ------------------------------------------------
+
+@pytest.mark.parametrize("value", ["patient", "MEASURE", 1, ""])
+def test_planning_argument_is_validated(value):
+    message = re.escape("`planning` must be one of ('estimate', 'measure') or None")
+    with pytest.raises(ValueError, match=message):
+        SignalConv1D(1, 3, planning=value)
+    with pytest.raises(ValueError, match=message):
+        Engine(ConvSpec(3), 1, planning=value)
+
+
+def test_planning_round_trips_through_get_config():
+    layer = SignalConv1D(2, 5, planning="measure")
+    config = json.loads(json.dumps(layer.get_config()))
+    assert config["planning"] == "measure"
+    assert SignalConv1D.from_config(config).engine.planning == "measure"
+    default = SignalConv1D(2, 5)
+    assert default.get_config()["planning"] is None
+    assert default.engine.planning == DEFAULT.planner.planning == "estimate"
+
+
+def test_default_planner_section():
+    assert DEFAULT.planner == type(DEFAULT.planner)(planning="estimate", measure_seconds=2.0,
+                                                    save_wisdom=True)
+    assert "[planner]" in DEFAULT.to_toml()
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda t: _set(t, "planning", '"fast"'),
+     r"key 'planner.planning' must be one of \('estimate', 'measure'\), got 'fast'"),
+    (lambda t: _set(t, "measure_seconds", "-1.0"),
+     "key 'planner.measure_seconds' must be a finite number >= 0, got -1.0"),
+    (lambda t: _set(t, "measure_seconds", "nan"),
+     "key 'planner.measure_seconds' must be a finite number >= 0, got nan"),
+    (lambda t: _set(t, "measure_seconds", '"2s"'),
+     "key 'planner.measure_seconds' must be of type float"),
+    (lambda t: _set(t, "planning", "true"), "key 'planner.planning' must be of type str"),
+    (lambda t: t.replace("[planner]", "[planner]\nbogus = 1"),
+     "unknown key 'planner.bogus'"),
+    (lambda t: re.sub(r"(?m)^measure_seconds = .*\n", "", t),
+     "missing key 'planner.measure_seconds'"),
+    (lambda t: t[:t.index("[planner]")], r"missing section \[planner\]"),
+])
+def test_bad_planner_config_names_file_and_key(tmp_path, edit, message):
+    path = tmp_path / "model.toml"
+    path.write_text(edit(DEFAULT.to_toml()))
+    with pytest.raises(ValueError, match=message) as info:
+        read_config(path)
+    assert str(info.value).startswith(f"{path}: ")
+    with pytest.raises(ValueError, match=message):
+        SignalConv1D(1, 3, config=str(path))
+
+
+def _set(text, key, value):
+    """`text` with the line of `key` (a TOML key) replaced by ``key = value``."""
+    edited, count = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}", text)
+    assert count == 1, key
+    return edited
+
+
+def test_machine_id_and_key_name_what_timings_depend_on():
+    machine = plan_wisdom.machine_id()
+    assert machine == plan_wisdom.machine_id() and "CPUs" in machine
+    _, measure, x = _pair("strided")
+    model, _ = _measurable(measure, x)
+    key = plan_wisdom.wisdom_key(model.problem, "numpy", 1, "auto")
+    assert key.startswith("numpy|threads=1|float64|") and machine in key
+    assert key != plan_wisdom.wisdom_key(model.problem, "numpy", 2, "auto")
+    assert key != plan_wisdom.wisdom_key(model.problem, "numpy", 1, "fft")
+    smaller = dataclasses.replace(model.problem, batch=1)
+    assert key != plan_wisdom.wisdom_key(smaller, "numpy", 1, "auto")
+
+
+def test_wisdom_file_is_bounded(wisdom_dir, monkeypatch):
+    monkeypatch.setattr(plan_wisdom, "MAX_ENTRIES", 2)
+    _write_wisdom(wisdom_dir, {"old": {"path": "direct", "n_fft": 0, "saved": 1.0},
+                               "older": {"path": "direct", "n_fft": 0, "saved": 0.5}})
+    assert plan_wisdom.remember("new", "fft", 64, {"fft 64": 1e-3}, save=True)
+    saved = json.loads((wisdom_dir / plan_wisdom.WISDOM_FILE).read_text())["plans"]
+    assert sorted(saved) == ["new", "old"]
+    assert plan_wisdom.lookup("older") == ("direct", 0)  # this process had read it
