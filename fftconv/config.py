@@ -61,6 +61,8 @@ class FFTCosts:
     call_overhead_ns: float
     product_ns_per_mac: float
     small_product_ns_per_mac: float
+    row_overhead_ns: float
+    ns_per_byte: float
     float64_factor: float
     max_fft_length: int
     plan_overhead_ns: float

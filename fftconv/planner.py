@@ -237,7 +237,8 @@ def direct_cost(p: Problem, config: Config) -> float:
     """Estimated ns of the direct path: GEMMs plus data movement plus blocks.
 
     Shifted GEMMs (:func:`~fftconv.paths.shifted.use_shifted`) move the input
-    and the output once; gathered windows copy ``Kp`` windows of the input.
+    and the output once; gathered windows copy ``Kp`` windows of the input and
+    write the output.
     """
     c = config.direct
     factor = c.float64_factor if p.itemsize == 8 else 1.0
@@ -246,8 +247,9 @@ def direct_cost(p: Problem, config: Config) -> float:
         moved = p.batch * rows * (p.in_channels + p.out_channels) * p.itemsize
         calls = max(1, -(-moved // config.memory.direct_bytes)) * p.kernel_length
     else:
-        moved = p.batch * p.groups * p.in_channels * p.kernel_length * p.outputs * p.itemsize
-        calls = max(1, -(-moved // config.memory.direct_bytes))
+        gathered = p.batch * p.groups * p.in_channels * p.kernel_length * p.outputs * p.itemsize
+        calls = max(1, -(-gathered // config.memory.direct_bytes))
+        moved = gathered + p.batch * p.groups * p.out_channels * p.outputs * p.itemsize
     return (p.macs * c.ns_per_mac * factor + moved * c.gather_ns_per_byte
             + calls * c.call_overhead_ns)
 
@@ -424,7 +426,10 @@ def _block_costs(p: Problem, config: Config, n: np.ndarray) -> tuple[np.ndarray,
     pairs = p.out_channels * p.in_channels
     mac_ns = c.product_ns_per_mac if pairs >= MATMUL_MIN_PAIRS else c.small_product_ns_per_mac
     product = p.batch * p.groups * pairs * (n // 2 + 1) * mac_ns
-    per_block = (signals * _transform_ns(c, n) + product) * factor
+    # Gathered input blocks and scattered outputs, and a fixed cost per transform row.
+    copied = p.batch * p.groups * (p.in_channels * n + p.out_channels * (n - p.kernel_length + 1))
+    per_block = ((signals * (_transform_ns(c, n) + c.row_overhead_ns) + product) * factor
+                 + copied * p.itemsize * c.ns_per_byte)
     # chunk_blocks() of every length at once.
     per_block_bytes = block_bytes(p.batch, p.groups * p.in_channels, p.groups * p.out_channels,
                                   n.astype(np.int64), p.itemsize)

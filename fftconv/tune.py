@@ -56,6 +56,8 @@ FITTED_CONSTANTS = (
     ("fft", "call_overhead_ns"),
     ("fft", "product_ns_per_mac"),
     ("fft", "small_product_ns_per_mac"),
+    ("fft", "row_overhead_ns"),
+    ("fft", "ns_per_byte"),
     ("fft", "float64_factor"),
     ("direct", "ns_per_mac"),
     ("direct", "gather_ns_per_byte"),

@@ -212,11 +212,11 @@ def test_fit_recovers_the_choices_of_a_known_cost_model():
     measured = _synthetic(TRUTH, tune.make_suite("quick", DEFAULT, seed=2)[:12])
     suite = tune.SuiteRegret(measured, DEFAULT)
     assert np.all(suite.regrets(TRUTH) == 1.0)
-    fit = tune.fit_constants(suite, DEFAULT, log=lambda line: None, max_evaluations=120)
-    assert fit.before.p90 > 1.5 and fit.before.worst > 3  # the default model chooses badly
+    fit = tune.fit_constants(suite, DEFAULT, log=lambda line: None, max_evaluations=240)
+    assert fit.before.p90 > 1.2 and fit.before.worst > 3  # the default model chooses badly
     assert fit.after.median == 1.0 and fit.after.worst < 1.02
     assert np.all(suite.regrets(fit.config) < 1.02)
-    assert fit.evaluations <= 120 + 10  # the budget, and a few scores outside the search
+    assert fit.evaluations <= 240 + 10  # the budget, and a few scores outside the search
 
 
 def test_fit_changes_only_the_fitted_constants():
