@@ -187,7 +187,8 @@ def plan_cost_figure(curves: CostCurves, title: str = "") -> Any:
     if title:
         top.set_title(title, fontsize=9)
 
-    bottom.step(ks, curves.fft_lengths, where="mid", color=PATH_COLOURS["fft"])
+    bottom.step(ks, curves.fft_lengths, where="mid", color=PATH_COLOURS["fft"], marker=".",
+                markersize=3)
     bottom.axvline(own, color="black", linewidth=1.2)
     bottom.set(xscale="log", xlabel="kernel_support K (log scale)", ylabel="best FFT length")
     bottom.set_yscale("log", base=2)
