@@ -412,8 +412,8 @@ def _convolve(dry: np.ndarray, ir: np.ndarray, say: Callable[[str], Any],
 
     planning = "the cost model's choice"
     if plan.path == "fft":
-        planning += (f", FFT plans ({layer.engine.config.pyfftw.planner_effort} unless FFTW "
-                     f"wisdom has them)" if plan.backend == "pyfftw" else ", FFT set-up")
+        planning += (", FFT plans (from FFTW wisdom, else FFTW_ESTIMATE: measured plans "
+                     "come once they recur)" if plan.backend == "pyfftw" else ", FFT set-up")
         planning += ", the kernel's spectra"
     say("")
     say(str(plan))
