@@ -81,10 +81,11 @@ class DirectCosts:
 
 @dataclass(frozen=True)
 class MemoryLimits:
-    """Working-memory budgets (bytes)."""
+    """Working-memory budgets (bytes); `spectra_bytes` bounds one layer's kernel spectra."""
 
     fft_bytes: int
     direct_bytes: int
+    spectra_bytes: int
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,7 @@ _MINIMUMS: dict[str, tuple[int, bool]] = {
     "direct.float64_factor": (0, True),
     "memory.fft_bytes": (1, False),
     "memory.direct_bytes": (1, False),
+    "memory.spectra_bytes": (1, False),
     "streaming.fft_ns_per_nlogn": (0, True),
     "streaming.ns_per_mac": (0, True),
 }

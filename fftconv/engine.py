@@ -35,8 +35,12 @@ MAX_PLANS = 256
 MEASURED_FFT_LENGTHS = 3
 #: Candidates the model estimates above this multiple of its best are not measured.
 HOPELESS_FACTOR = 10.0
-#: Timed runs of a measured candidate after its warm-up run (the fastest counts).
-TIMED_RUNS = 2
+#: Rounds of timed runs of the measured candidates after their warm-up runs
+#: (each candidate's fastest run counts).
+TIMED_RUNS = 3
+#: A measured candidate replaces the model's choice only if faster by more than
+#: this fraction: closer timings are within the noise of a busy machine.
+MEASURE_MARGIN = 0.05
 
 
 def check_planning(planning: object) -> str | None:
@@ -311,43 +315,57 @@ class Engine:
 
         The model's choice runs first: its result is the call's unless another
         candidate wins.  Then, while ``config.planner.measure_seconds`` (counted
-        from the end of that first run) lasts, each candidate in turn runs once
-        more to warm up (FFTW plans, kernel spectra; the model's choice is warm
-        already) and is timed over up to :data:`TIMED_RUNS` runs, the fastest
-        counting.  A candidate whose runs (warm-up and one timed) the model
-        estimates longer than the time left ends the measuring, as do those
-        after it (costlier).  The result returned is the winner's last run.
+        from the end of that first run) lasts, each other candidate runs once to
+        warm up (FFTW plans, kernel spectra), cheapest first; a candidate whose
+        warm-up and timed runs the model estimates longer than the time left, or
+        whose warm-up leaves no time, is left out, as are those after it.  The candidates are then
+        timed in up to :data:`TIMED_RUNS` rounds, one run of each per round, so
+        that a machine warming up or a neighbour's burst weighs on all of them
+        alike; each one's fastest run counts.  Another candidate replaces the
+        model's choice only if it is faster by more than :data:`MEASURE_MARGIN`
+        (timing noise decides nothing).  The result returned is the winner's
+        last run.
 
         The FFT spectra of the candidates go into a cache of this measurement;
         only the winner's are kept.  A winner out of two or more timed
         candidates is remembered in the plan wisdom.
         """
         budget = self.config.planner.measure_seconds
-        candidates = self._measurable(model)
         trial = SpectrumCache()
         result = self._run(x, kernel, token, model, time_major, trial)
         start = time.perf_counter()
-        seconds: dict[Candidate, float] = {}
-        winner = candidates[0]
-        for i, candidate in enumerate(candidates):
-            left = budget - (time.perf_counter() - start)
-            if left <= 0 or candidate.cost_ns * 1e-9 * (1 if i == 0 else 2) > left:
+
+        def left() -> float:
+            return budget - (time.perf_counter() - start)
+
+        timed: list[Candidate] = []
+        for i, candidate in enumerate(self._measurable(model)):
+            if candidate.cost_ns * 1e-9 * (1 if i == 0 else 2) > left():
                 break
-            chosen = model.choose(candidate)
             if i:
-                self._run(x, kernel, token, chosen, time_major, trial)
-            fastest = float("inf")
-            for run in range(TIMED_RUNS):
-                if run and time.perf_counter() - start + fastest > budget:
+                self._run(x, kernel, token, model.choose(candidate), time_major, trial)
+                if left() <= 0:
                     break
+            timed.append(candidate)
+        seconds = {candidate: float("inf") for candidate in timed}
+        results: dict[Candidate, np.ndarray] = {}
+        for run in range(TIMED_RUNS):
+            if run and sum(seconds.values()) > left():
+                break
+            for candidate in timed:
                 began = time.perf_counter()
-                y = self._run(x, kernel, token, chosen, time_major, trial)
-                fastest = min(fastest, time.perf_counter() - began)
-            with self._lock:
-                self.measurements += 1
-            seconds[candidate] = fastest
-            if fastest <= min(seconds.values()):
-                winner, result = candidate, y
+                results[candidate] = self._run(x, kernel, token, model.choose(candidate),
+                                               time_major, trial)
+                seconds[candidate] = min(seconds[candidate], time.perf_counter() - began)
+        with self._lock:
+            self.measurements += len(timed)
+        winner = model.candidates[0]
+        if timed:
+            fastest = min(timed, key=seconds.__getitem__)
+            if fastest != winner and (winner not in seconds or seconds[fastest]
+                                      < seconds[winner] / (1 + MEASURE_MARGIN)):
+                winner = fastest
+            result = results.get(winner, result)
         if winner.path == "fft" and token is not None:
             key = _fft_key(winner.n_fft, x.dtype.str, self.backend.name)
             self.spectra.get(token, key, lambda: trial.get(

@@ -317,17 +317,26 @@ def fft_candidates(p: Problem, config: Config, prepared: Prepared | None = None,
     planning and the kernel-spectrum transform that the call would have to do
     first (:func:`preparation_cost`).
     """
-    n = fft_lengths(p, config).astype(np.float64)
+    n = fft_lengths(p, config)
     if n.size == 0:
         return []
-    per_block, per_chunk = _block_costs(p, config, n)
-    blocks = np.ceil(p.outputs / (n - p.kernel_length + 1))
-    chunks = np.ceil(blocks / per_chunk)
-    cost = blocks * per_block + chunks * 2 * config.fft.call_overhead_ns
+    cost = fft_cost(p, config, n)
     if prepared is not None:
-        cost = cost + preparation_cost(p, config, n, prepared)
+        cost = cost + preparation_cost(p, config, n.astype(np.float64), prepared)
     order = np.argsort(cost, kind="stable")
     return [Candidate("fft", int(n[i]), float(cost[i])) for i in order]
+
+
+def fft_cost(p: Problem, config: Config, n: np.ndarray) -> np.ndarray:
+    """Estimated ns of the steady-state call of `p` at each FFT length in `n`, shape (L,).
+
+    Its blocks (transforms, per-bin product, copies) and, per chunk of blocks,
+    a fixed cost and the read of the kernel spectra (:func:`_block_costs`).
+    """
+    n = np.asarray(n, dtype=np.float64)
+    per_block, per_chunk, per_chunk_ns = _block_costs(p, config, n)
+    blocks = np.ceil(p.outputs / (n - p.kernel_length + 1))
+    return blocks * per_block + np.ceil(blocks / per_chunk) * per_chunk_ns
 
 
 def fft_lengths(p: Problem, config: Config) -> np.ndarray:
@@ -363,8 +372,9 @@ def long_fft_length(p: Problem, config: Config) -> int:
     """The fast FFT length with the least estimated cost per output on long inputs.
 
     Blocks and the chunk overhead per output sample, over the 7-smooth lengths
-    from the phase kernel length (at least 8) to ``fft.max_fft_length``; the
-    number of outputs of `p` plays no part.  0 if no length is long enough.
+    from the phase kernel length (at least 8) to ``fft.max_fft_length`` whose
+    kernel spectra fit ``memory.spectra_bytes`` (the shortest always counts);
+    the number of outputs of `p` plays no part.  0 if no length is long enough.
     """
     return _long_fft_length(p.batch, p.groups, p.in_channels, p.out_channels,
                             p.kernel_length, p.itemsize, config)
@@ -378,9 +388,11 @@ def _long_fft_length(batch: int, groups: int, in_channels: int, out_channels: in
     if lo == lengths.size:
         return 0
     n = lengths[lo:].astype(np.float64)
+    spectra = groups * out_channels * in_channels * (n // 2 + 1) * 2 * itemsize
+    n = n[:max(1, int(np.count_nonzero(spectra <= config.memory.spectra_bytes)))]
     p = Problem(batch, groups, in_channels, out_channels, kernel_length, 1, itemsize)
-    per_block, per_chunk = _block_costs(p, config, n)
-    per_output = (per_block + 2 * config.fft.call_overhead_ns / per_chunk) / (n - kernel_length + 1)
+    per_block, per_chunk, per_chunk_ns = _block_costs(p, config, n)
+    per_output = (per_block + per_chunk_ns / per_chunk) / (n - kernel_length + 1)
     return int(n[int(np.argmin(per_output))])
 
 
@@ -418,8 +430,15 @@ def _transform_ns(c: Any, n: np.ndarray) -> np.ndarray:
     return c.ns_per_nlogn * n * np.log2(n) * c.radix_penalty ** _odd_factors(n)
 
 
-def _block_costs(p: Problem, config: Config, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """ns of one block at each FFT length in `n`, and the blocks per chunk."""
+def _block_costs(p: Problem, config: Config, n: np.ndarray,
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ns of one block at each FFT length in `n`, the blocks per chunk and the ns per chunk.
+
+    A chunk's fixed cost is two transform calls and one read of the kernel
+    spectra (``G*Co*Ci*(N/2+1)`` complex numbers, streamed from memory once per
+    chunk by the per-bin product: with few blocks per chunk, that read dominates
+    the product of a layer with many channel pairs).
+    """
     c = config.fft
     factor = c.float64_factor if p.itemsize == 8 else 1.0
     signals = p.batch * p.groups * (p.in_channels + p.out_channels)
@@ -434,7 +453,9 @@ def _block_costs(p: Problem, config: Config, n: np.ndarray) -> tuple[np.ndarray,
     per_block_bytes = block_bytes(p.batch, p.groups * p.in_channels, p.groups * p.out_channels,
                                   n.astype(np.int64), p.itemsize)
     per_chunk = np.maximum(1, config.memory.fft_bytes // np.maximum(per_block_bytes, 1))
-    return per_block, per_chunk.astype(np.float64)
+    spectra_bytes = p.groups * pairs * (n // 2 + 1) * 2 * p.itemsize
+    per_chunk_ns = 2 * c.call_overhead_ns + spectra_bytes * c.ns_per_byte
+    return per_block, per_chunk.astype(np.float64), per_chunk_ns
 
 
 @cache

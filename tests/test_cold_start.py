@@ -274,10 +274,10 @@ def test_prepared_must_be_a_prepared():
 
 
 def test_engine_runs_a_one_off_call_direct_then_the_steady_plan():
-    """W=10, K=100001: the first call pays no FFT planning; the recurring shape does."""
+    """W=50, K=100001: the first call pays no FFT planning; the recurring shape does."""
     layer = fftconv.SignalConv1D(1, 100001, corr=True, padding="same_zeros", backend="pyfftw")
-    x = np.random.default_rng(0).standard_normal((1, 10, 1)).astype(np.float32)
-    shape = (1, 1, 10)
+    x = np.random.default_rng(0).standard_normal((1, 50, 1)).astype(np.float32)
+    shape = (1, 1, 50)
     assert layer.engine.plan_for(shape, np.float32).path == "direct"
     first = layer(x)
     assert layer.engine.plan_for(shape, np.float32).path == "fft"

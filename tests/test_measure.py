@@ -274,27 +274,44 @@ def test_zero_budget_measures_nothing(wisdom_dir):
 
 
 class _Clock:
-    """A stand-in for the `time` module whose clock advances one second per reading."""
+    """A stand-in for the `time` module whose clock moves only by :meth:`tick`."""
 
     def __init__(self):
         self.now = 0.0
 
     def perf_counter(self):
-        self.now += 1.0
         return self.now
 
+    def tick(self, seconds=1.0):
+        self.now += seconds
 
-@pytest.mark.parametrize(("budget", "timed"), [(2.5, 1), (7.5, 2)])
+
+@pytest.mark.parametrize(("budget", "timed"), [(0.5, 1), (1.5, 2)])
 def test_budget_bounds_the_candidates_timed(monkeypatch, budget, timed):
-    # Each timed run reads "1 s" and each check of the budget costs another: a
-    # budget of 2.5 s times the model's choice once; 7.5 s, its two runs and
-    # then one run of the next candidate.
-    monkeypatch.setattr(engine_module, "time", _Clock())
+    # Every run of a candidate takes "1 s".  A candidate is timed only if its
+    # warm-up run leaves time: 0.5 s times the model's choice alone, 1.5 s one
+    # more candidate; and the timed rounds stop once a round would overrun.
+    clock = _Clock()
+    monkeypatch.setattr(engine_module, "time", clock)
+    run = Engine._run
+
+    def slow_run(self, *args, **kwargs):
+        clock.tick()
+        return run(self, *args, **kwargs)
+
+    monkeypatch.setattr(Engine, "_run", slow_run)
     config = dataclasses.replace(MEASURE, planner=dataclasses.replace(
         MEASURE.planner, measure_seconds=budget))
     estimate, measure, x = _pair("strided", config=config)
-    assert_close(measure(x), estimate(x))
+    shape = _channels_first(measure, x)
+    model = measure.engine.plan_for(shape, np.float64)
+    assert len(measure.engine._measurable(model)) > timed
+    expected = estimate(x)
+    started = clock.now
+    assert_close(measure(x), expected)
     assert measure.engine.measurements == timed
+    # The first run, the warm-ups (one past the budget) and one timed round.
+    assert clock.now - started == 1 + 2 * timed
 
 
 def test_hopeless_candidates_and_forced_methods_are_not_measured():
