@@ -36,8 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyfftw
-import pyfftw.builders
 import scipy
 import scipy.fft
 import scipy.signal
@@ -54,6 +52,12 @@ try:
 except ImportError:
     torch = None
     torch_f = None
+
+try:  # the FFT bound's plans; gpu_benchmarks.py imports the workloads without it
+    import pyfftw
+    import pyfftw.builders
+except ImportError:
+    pyfftw = None
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_JSON = HERE / "results" / "latest.json"
@@ -293,11 +297,11 @@ def failure(exc: BaseException) -> Result:
 
 
 def make_layer(wl: Workload, kernel: np.ndarray, method: str, data_format: str,
-               ) -> fftconv.SignalConv1D:
+               dtype: str = "float32") -> fftconv.SignalConv1D:
     return fftconv.SignalConv1D(
         wl.filters, wl.kernel_support, corr=wl.corr, strides_down=wl.strides_down,
         strides_up=wl.strides_up, padding=wl.padding, channel_separable=wl.channel_separable,
-        kernel_parameter=kernel, dtype="float32", method=method, data_format=data_format)
+        kernel_parameter=kernel, dtype=dtype, method=method, data_format=data_format)
 
 
 def run_fftconv(wl: Workload, x: np.ndarray, kernel: np.ndarray, data_format: str,
@@ -332,19 +336,22 @@ def conv_kernel(wl: Workload, kernel: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(kernel if not wl.corr else kernel[::-1])
 
 
-def upsample(wl: Workload, x: np.ndarray) -> np.ndarray:
-    """Zero insertion along the width: ``x_up[:, i*U] = x[:, i]``."""
+def upsample(wl: Workload, x: np.ndarray, xp: Any = np) -> np.ndarray:
+    """Zero insertion along the width: ``x_up[:, i*U] = x[:, i]`` (arrays of `xp`)."""
     u = wl.strides_up
     if u == 1:
         return x
-    xu = np.zeros((x.shape[0], wl.upsampled_width, x.shape[2]), dtype=x.dtype)
+    xu = xp.zeros((x.shape[0], wl.upsampled_width, x.shape[2]), dtype=x.dtype)
     xu[:, ::u] = x[:, : -(-wl.upsampled_width // u)]
     return xu
 
 
-def scipy_fft_peer(wl: Workload, x: np.ndarray, kernel: np.ndarray,
-                   name: str) -> Callable[[], np.ndarray] | str:
+def scipy_fft_peer(wl: Workload, x: np.ndarray, kernel: np.ndarray, name: str,
+                   signal: Any = scipy.signal, xp: Any = np) -> Callable[[], np.ndarray] | str:
     """``oaconvolve`` / ``fftconvolve`` over the whole batch, or the reason it is n/a.
+
+    `signal` is the module of the function (``cupyx.scipy.signal`` on a GPU) and
+    `xp` that of the arrays `x` (the kernel moves there).
 
     The input ``(B, W, C, 1)`` and the kernel ``(1, K, C, F)`` broadcast to
     ``(B, N, C, F)`` full convolutions along axis 1; a separable layer reshapes
@@ -359,14 +366,14 @@ def scipy_fft_peer(wl: Workload, x: np.ndarray, kernel: np.ndarray,
     if mixing and wl.channels * wl.filters > 1024:
         return (f"no channel-mixing op; the broadcast form needs {wl.channels * wl.filters} "
                 f"full-length products per batch item")
-    conv = getattr(scipy.signal, name)
-    h = conv_kernel(wl, kernel)[None]  # (1, K, C, F)
+    conv = getattr(signal, name)
+    h = xp.asarray(conv_kernel(wl, kernel)[None])  # (1, K, C, F)
     off, d, n = wl.full_offset, wl.strides_down, wl.width_out
     stop = off + (n - 1) * d + 1
     b, c, f = wl.batch, wl.channels, wl.filters
 
     def run() -> np.ndarray:
-        xu = upsample(wl, x)
+        xu = upsample(wl, x, xp)
         full = conv(xu[:, :, :, None], h, mode="full", axes=1)
         y = full[:, off:stop:d]
         return y.sum(axis=2) if mixing else y.reshape(b, n, c * f)
@@ -374,8 +381,9 @@ def scipy_fft_peer(wl: Workload, x: np.ndarray, kernel: np.ndarray,
     return run
 
 
-def upfirdn_peer(wl: Workload, x: np.ndarray, kernel: np.ndarray) -> Callable[[], np.ndarray] | str:
-    """``scipy.signal.upfirdn`` with the layer's strides (one filter for all channels)."""
+def upfirdn_peer(wl: Workload, x: np.ndarray, kernel: np.ndarray, signal: Any = scipy.signal,
+                 xp: Any = np) -> Callable[[], np.ndarray] | str:
+    """``upfirdn`` of `signal` with the layer's strides (one filter for all channels)."""
     if not wl.polyphase:
         return "no strides"
     if wl.filters != 1 or not (wl.channels == 1 or wl.shared_ir):
@@ -385,13 +393,13 @@ def upfirdn_peer(wl: Workload, x: np.ndarray, kernel: np.ndarray) -> Callable[[]
     # upfirdn returns full[m * D]; we need full[off + n * D]: delay the filter by
     # `pad` zeros so that off + pad is a multiple of D.
     pad = (-off) % d
-    h = np.concatenate([np.zeros(pad, dtype=h.dtype), h])
+    h = xp.asarray(np.concatenate([np.zeros(pad, dtype=h.dtype), h]))
     start = (off + pad) // d
 
     def run() -> np.ndarray:
-        y = scipy.signal.upfirdn(h, x, up=u, down=d, axis=1)[:, start:start + n]
+        y = signal.upfirdn(h, x, up=u, down=d, axis=1)[:, start:start + n]
         if y.shape[1] < n:  # zeros past the end of the full convolution
-            y = np.pad(y, ((0, 0), (0, n - y.shape[1]), (0, 0)))
+            y = xp.pad(y, ((0, 0), (0, n - y.shape[1]), (0, 0)))
         return y
 
     return run
@@ -401,11 +409,11 @@ def upfirdn_peer(wl: Workload, x: np.ndarray, kernel: np.ndarray) -> Callable[[]
 
 
 def torch_peer(wl: Workload, x: np.ndarray, kernel: np.ndarray,
-               threads: int) -> Callable[[np.ndarray | None], Any] | str:
+               threads: int, device: str = "cpu") -> Callable[[np.ndarray | None], Any] | str:
     """A function of an optional input (default: the workload input), or why it is n/a.
 
-    torch runs channels_first: the input is converted once, outside the timing,
-    and the output is left as torch returns it ``(B, C_out, W_out)``.
+    torch runs channels_first on `device`: the input is converted once, outside
+    the timing, and the output is left as torch returns it ``(B, C_out, W_out)``.
     Correlation and downsampling use ``conv1d``; upsampling uses
     ``conv_transpose1d``, which convolves the zero-inserted input (its output
     index ``o`` is ``full[o + padding]``).
@@ -419,7 +427,7 @@ def torch_peer(wl: Workload, x: np.ndarray, kernel: np.ndarray,
     h = conv_kernel(wl, kernel)  # full-convolution kernel (K, C, F)
 
     def to_torch(xn: np.ndarray) -> Any:
-        return torch.from_numpy(np.ascontiguousarray(xn.transpose(0, 2, 1)))
+        return torch.from_numpy(np.ascontiguousarray(xn.transpose(0, 2, 1))).to(device)
 
     default_x = to_torch(x)
 
@@ -429,7 +437,7 @@ def torch_peer(wl: Workload, x: np.ndarray, kernel: np.ndarray,
             w = g.transpose(1, 2, 0).reshape(c * f, 1, k)
         else:  # (F, C, K)
             w = g.transpose(2, 1, 0)
-        weight = torch.from_numpy(np.ascontiguousarray(w))
+        weight = torch.from_numpy(np.ascontiguousarray(w)).to(device)
         left = k - 1 - wl.full_offset  # centre of the correlation kernel, 0 for valid
 
         def run(xt: Any = None) -> Any:
@@ -449,7 +457,7 @@ def torch_peer(wl: Workload, x: np.ndarray, kernel: np.ndarray,
 
     # conv_transpose1d: weight (C_in, C_out / groups, K), true convolution.
     w = h.transpose(1, 2, 0)  # (C, F, K)
-    weight = torch.from_numpy(np.ascontiguousarray(w))
+    weight = torch.from_numpy(np.ascontiguousarray(w)).to(device)
     off = wl.full_offset
 
     def run(xt: Any = None) -> Any:
@@ -567,16 +575,11 @@ def fft_bound(wl: Workload, threads: int, repeat: int,
     (``C_in * C_out`` complex MACs per bin for a mixing layer), padding, copies,
     layout changes and normalisation.
     """
-    if wl.polyphase:
-        kp = -(-wl.kernel_support // wl.strides_up)
-        n_fwd = scipy.fft.next_fast_len(wl.width + kp - 1, real=True)
-        n_inv = scipy.fft.next_fast_len(wl.width_out + kp - 1, real=True)
-    else:
-        n_fwd = n_inv = scipy.fft.next_fast_len(
-            wl.width * wl.strides_up + wl.kernel_support - 1, real=True)
-    sig_in, sig_out = wl.batch * wl.channels, wl.batch * wl.c_out
+    (sig_in, n_fwd), (sig_out, n_inv) = bound_transforms(wl)
     info = {"forward": {"signals": sig_in, "length": n_fwd},
             "inverse": {"signals": sig_out, "length": n_inv}, "threads": threads}
+    if pyfftw is None:
+        return failure(ImportError("the FFT bound needs pyFFTW")), info
     try:
         info["wisdom_loaded"] = wisdom.load()
         a = pyfftw.empty_aligned((sig_in, n_fwd), dtype="float32")
@@ -606,6 +609,18 @@ def fft_bound(wl: Workload, threads: int, repeat: int,
         return failure(exc), info
     finally:
         pyfftw.forget_wisdom()
+
+
+def bound_transforms(wl: Workload) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``(signals, length)`` of the forward and of the inverse transforms of the FFT bound."""
+    if wl.polyphase:
+        kp = -(-wl.kernel_support // wl.strides_up)
+        n_fwd = scipy.fft.next_fast_len(wl.width + kp - 1, real=True)
+        n_inv = scipy.fft.next_fast_len(wl.width_out + kp - 1, real=True)
+    else:
+        n_fwd = n_inv = scipy.fft.next_fast_len(
+            wl.width * wl.strides_up + wl.kernel_support - 1, real=True)
+    return (wl.batch * wl.channels, n_fwd), (wl.batch * wl.c_out, n_inv)
 
 
 def gemm_bound(wl: Workload, repeat: int) -> tuple[Result, dict]:
@@ -804,7 +819,7 @@ def machine_record(threads: int) -> dict:
             "fftconv": getattr(fftconv, "__version__", None),
             "numpy": np.__version__,
             "scipy": scipy.__version__,
-            "pyfftw": pyfftw.__version__,
+            "pyfftw": getattr(pyfftw, "__version__", None),
             "torch": torch.__version__ if torch is not None else None,
         },
         "fftconv_path": str(Path(fftconv.__file__).resolve().parent),

@@ -2,7 +2,7 @@
 
 from fftconv.config import Config, load_config
 from fftconv.functional import convolve, correlate, upfirdn
-from fftconv.layer import SignalConv1D, signal_conv1d
+from fftconv.layer import SignalConv1D, signal_conv1d, signal_conv1d_vjp
 from fftconv.parameters import RDFTParameter, VariableParameter
 from fftconv.planner import Plan, plan
 from fftconv.resample import resample_poly
@@ -23,6 +23,7 @@ __all__ = [
     "plan",
     "resample_poly",
     "signal_conv1d",
+    "signal_conv1d_vjp",
     "upfirdn",
 ]
 __version__ = "0.1.0"

@@ -8,19 +8,27 @@ from typing import Any
 
 import numpy as np
 
+from fftconv.backends.cupy_backend import modules_of
 
-def as_real_array(value: Any, argument: str, dtype: Any, kinds: str = "biuf") -> np.ndarray:
+
+def as_real_array(value: Any, argument: str, dtype: Any, kinds: str = "biuf",
+                  xp: Any = None) -> Any:
     """Convert `value` to an array of `dtype` (None: its own), accepting data of the `kinds`.
 
-    The default accepts bool, integer and float data.
+    The default accepts bool, integer and float data.  The result is an array of
+    the module `xp` (None: numpy; a GPU array is then copied to the host).
 
     Raises
     ------
     TypeError
         If `value` is ragged, complex, or not numeric (strings, objects).
     """
+    if xp is None:
+        xp = np
+        modules = modules_of(value)
+        value = value if modules is None else modules.to_host(value)
     try:
-        array = np.asarray(value)
+        array = xp.asarray(value)
     except (TypeError, ValueError):
         raise TypeError(f"`{argument}` must be a rectangular array of real numbers; got a "
                         f"ragged or irregular {type(value).__name__} (nested sequences of "
@@ -29,6 +37,12 @@ def as_real_array(value: Any, argument: str, dtype: Any, kinds: str = "biuf") ->
         raise TypeError(f"`{argument}` must hold real numbers (dtype kinds {kinds!r}), "
                         f"got dtype {array.dtype}.")
     return array if dtype is None else array.astype(dtype, copy=False)
+
+
+def array_module(x: Any) -> Any:
+    """The array module of `x`: cupy (or a stand-in) for a GPU array, else numpy."""
+    modules = modules_of(x)
+    return np if modules is None else modules.xp
 
 
 #: The computation dtypes.
@@ -94,33 +108,3 @@ def finite_float(value: Any, argument: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"`{argument}` must be finite, got {value!r}")
     return float(value)
-
-
-def empty_signal(shape: tuple[int, ...], dtype: Any, time_major: bool) -> np.ndarray:
-    """An uninitialised array of `shape` ``(B, *channels, T)``.
-
-    With `time_major`, its memory holds ``(B, T, *channels)`` (channels last) and
-    the result is a transposed view; otherwise it is C-contiguous.
-    """
-    if not time_major:
-        return np.empty(shape, dtype)
-    memory = np.empty((shape[0], shape[-1], *shape[1:-1]), dtype)
-    return np.moveaxis(memory, 1, -1)
-
-
-#: Channel counts up to which :func:`assign_signal` copies channel by channel.
-FEW_CHANNELS = 4
-
-
-def assign_signal(dst: np.ndarray, src: np.ndarray) -> None:
-    """``dst[...] = src`` for arrays ``(B, C, ...)``, fast when `dst` is time-major.
-
-    When channels are the fastest axis of `dst` but few, numpy's own copy runs
-    its inner loop over them (a few elements at a time); copying channel by
-    channel runs it along time instead, about 4x faster for two channels.
-    """
-    if dst.ndim >= 3 and 1 < dst.shape[1] <= FEW_CHANNELS and dst.strides[1] == dst.itemsize:
-        for c in range(dst.shape[1]):
-            dst[:, c] = src[:, c]
-    else:
-        dst[...] = src

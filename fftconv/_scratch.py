@@ -1,5 +1,8 @@
 """Per-thread scratch buffers for the temporaries of one call, reused across calls.
 
+The CPU backends' :meth:`~fftconv.backends.Backend.scratch` (a GPU's memory pool
+already reuses freed blocks).
+
 With glibc's default ``malloc``, an array over 32 MiB is mapped fresh from the
 operating system at every allocation and its pages are faulted in one by one
 when first written: on the development VM about 7 ms per 33 MB, as long as the

@@ -14,7 +14,11 @@ from typing import Any
 import numpy as np
 from scipy import special
 
+from fftconv._arrays import array_module
+from fftconv.backends.cupy_backend import modules_of
+
 __all__ = [
+    "derivative",
     "elu",
     "exponential",
     "gelu",
@@ -38,14 +42,23 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 
 
 def _as_float(x: Any) -> np.ndarray:
-    """Return ``x`` as an array, converted to float64 unless it is floating already."""
-    x = np.asarray(x)
+    """Return ``x`` as an array, converted to float64 unless it is floating already.
+
+    A GPU array stays on its device (numpy's functions below dispatch to CuPy).
+    """
+    x = array_module(x).asarray(x)
     return x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float64)
 
 
 def _like(result: Any, x: np.ndarray) -> np.ndarray:
-    """Return ``result`` as an array of the dtype of ``x``."""
-    return np.asarray(result, dtype=x.dtype)
+    """Return ``result`` as an array of the dtype of ``x`` (on the device of ``x``)."""
+    return array_module(x).asarray(result, dtype=x.dtype)
+
+
+def _special(x: Any) -> Any:
+    """The special functions for the array `x`: :mod:`scipy.special`, or the GPU's."""
+    modules = modules_of(x)
+    return special if modules is None else modules.special
 
 
 def relu(x: Any) -> np.ndarray:
@@ -88,13 +101,13 @@ def gelu(x: Any) -> np.ndarray:
     Any shape, dtype preserved.
     """
     x = _as_float(x)
-    return _like(0.5 * x * (1 + special.erf(x / np.sqrt(2).astype(x.dtype))), x)
+    return _like(0.5 * x * (1 + _special(x).erf(x / np.sqrt(2).astype(x.dtype))), x)
 
 
 def sigmoid(x: Any) -> np.ndarray:
     """Logistic sigmoid ``1 / (1 + exp(-x))``, any shape, dtype preserved."""
     x = _as_float(x)
-    return _like(special.expit(x), x)
+    return _like(_special(x).expit(x), x)
 
 
 def hard_sigmoid(x: Any) -> np.ndarray:
@@ -124,7 +137,7 @@ def softsign(x: Any) -> np.ndarray:
 def swish(x: Any) -> np.ndarray:
     """Swish (SiLU) ``x * sigmoid(x)``, any shape, dtype preserved."""
     x = _as_float(x)
-    return _like(x * special.expit(x), x)
+    return _like(x * _special(x).expit(x), x)
 
 
 silu = swish
@@ -153,6 +166,59 @@ _BY_NAME: dict[str, Callable[[Any], np.ndarray]] = {
     "exponential": exponential,
 }
 _NAMES = ["linear", *_BY_NAME]
+
+
+# Derivatives of the activations with respect to their input, as TensorFlow's gradients
+# define them at the kinks (relu'(0) = 0, relu6 passes neither 0 nor 6, hard_sigmoid passes
+# its end points).
+_DERIVATIVES: dict[Callable[[Any], np.ndarray], Callable[[np.ndarray], Any]] = {
+    relu: lambda x: x > 0,
+    relu6: lambda x: (x > 0) & (x < 6),
+    leaky_relu: lambda x: np.where(x > 0, 1, 0.2),
+    elu: lambda x: np.where(x > 0, 1, np.exp(np.minimum(x, 0))),
+    selu: lambda x: _SELU_SCALE * np.where(x > 0, 1, _SELU_ALPHA * np.exp(np.minimum(x, 0))),
+    gelu: lambda x: (0.5 * (1 + special.erf(x / np.sqrt(2)))
+                     + x * np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)),
+    sigmoid: lambda x: special.expit(x) * special.expit(-x),
+    hard_sigmoid: lambda x: np.where(np.abs(x) <= 2.5, 0.2, 0),
+    tanh: lambda x: 1 - np.tanh(x) ** 2,
+    softplus: special.expit,
+    softsign: lambda x: 1 / (1 + np.abs(x)) ** 2,
+    swish: lambda x: special.expit(x) * (1 + x * special.expit(-x)),
+    exponential: np.exp,
+}
+
+
+def derivative(activation: Callable[[Any], np.ndarray]) -> Callable[[Any], np.ndarray]:
+    """Return the derivative of one of this module's activations.
+
+    Parameters
+    ----------
+    activation : callable
+        One of the functions of this module (as :func:`get` returns them).
+
+    Returns
+    -------
+    callable
+        Maps the activation's input ``x`` (any shape) to ``d activation / dx``
+        element-wise, as a new array of the dtype of ``x`` (float64 for
+        non-floating input).
+
+    Raises
+    ------
+    TypeError
+        For any other callable: its derivative is unknown.
+    """
+    found = _DERIVATIVES.get(activation)
+    if found is None:
+        raise TypeError(f"`activation` {activation!r} has no known derivative: gradients need "
+                        f"None or one of the named activations {_NAMES}.")
+
+    def function(x: Any) -> np.ndarray:
+        x = _as_float(x)
+        return _like(found(x), x)
+
+    return function
 
 
 def get(identifier: Any) -> Callable[[Any], np.ndarray] | None:

@@ -48,11 +48,26 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile
 
 from fftconv._arrays import finite_float
 from fftconv.engine import check_backend
 from fftconv.resample import resample_poly
+
+
+class _SoundFile:
+    """The `soundfile` module, imported on first use: ``import fftconv`` does not need it."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            import soundfile
+        except ImportError as err:
+            raise ImportError(f"reading and writing audio files needs the soundfile package, "
+                              f"which could not be imported ({err}): `pip install soundfile`."
+                              ) from err
+        return getattr(soundfile, name)
+
+
+soundfile = _SoundFile()
 
 LENGTHS = ("same", "full")
 METHODS = ("auto", "uniform", "non-uniform")
@@ -213,8 +228,9 @@ def filter_file(
         :class:`ClippingWarning` says how many.
     block_size : int
         Frames read, filtered and written at a time.
-    backend : {'auto', 'numpy', 'pyfftw'}
-        FFT backend of the convolution.
+    backend : {'auto', 'numpy', 'pyfftw', 'cupy'}
+        Backend of the convolution; 'cupy' runs the stream on the current GPU
+        (blocks are read and written on the host).
     method : {'auto', 'uniform', 'non-uniform'}
         Partitioning of the IR in the streaming convolution
         (:class:`~fftconv.streaming.StreamingConv1D`), whose frames are long

@@ -14,7 +14,7 @@ from typing import NoReturn
 
 from fftconv import audio
 from fftconv.backends import BACKENDS
-from fftconv.config import describe_config, load_config
+from fftconv.config import Config, describe_config, load_config
 from fftconv.layer import SignalConv1D
 
 #: Layer arguments the ``plan`` command takes as flags (name, type).
@@ -104,6 +104,10 @@ def _parser() -> argparse.ArgumentParser:
                         "packaged default; never the user profile)")
     t.add_argument("--repeat", type=_positive_int, default=5, metavar="N",
                    help="timed runs per measurement, >= 1 (default: 5)")
+    t.add_argument("--backend", choices=("auto", "cupy"), default="auto",
+                   help="auto: the CPU's constants, as described above; cupy: only the "
+                        "[cupy] section, from micro-benchmarks on the current GPU (no suite, "
+                        "no fit; needs CuPy and a GPU), the rest copied from the base")
     # For tests: 'tiny' times three small layer calls.
     t.add_argument("--suite", choices=("tiny", "quick", "full"), help=argparse.SUPPRESS)
     f = commands.add_parser(
@@ -135,7 +139,9 @@ def _parser() -> argparse.ArgumentParser:
                         "or PCM_24 where the format has no float samples)")
     f.add_argument("--block-size", type=int, default=65536, metavar="FRAMES",
                    help="frames read and written at a time (default: 65536)")
-    f.add_argument("--backend", choices=BACKENDS, default="auto", help="FFT backend")
+    f.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="where the convolution runs: auto, numpy or pyfftw on the CPU, cupy "
+                        "on the current GPU (default: auto)")
     f.add_argument("--method", choices=audio.METHODS, default="auto",
                    help="partitioning of the streaming convolution")
     f.add_argument("--resample", action="store_true",
@@ -230,6 +236,8 @@ def _tune(args: argparse.Namespace) -> int:
         except ValueError:
             raise ValueError(f"{name} {output} exists and is not a fftconv configuration; "
                              f"use --force to replace it.") from None
+    if args.backend == "cupy":
+        return _tune_gpu(args, base, output, profile)
     suite = args.suite or ("quick" if args.quick else "full")
     command = " ".join(["fftconv tune", *([f"--suite {suite}"] if args.suite else []),
                         *(["--quick"] if args.quick and not args.suite else []),
@@ -253,6 +261,30 @@ def _tune(args: argparse.Namespace) -> int:
             return 128 + err.signum
     for label, stats in result.regret.items():
         print(f"regret {label:<17} {stats}")
+    print(f"wrote {output}" + (" (user profile)" if profile else ""))
+    return 0
+
+
+def _tune_gpu(args: argparse.Namespace, base: Config, output: Path, profile: bool) -> int:
+    """``fftconv tune --backend cupy``: the ``[cupy]`` constants measured on this GPU."""
+    import datetime
+
+    from fftconv import tune_gpu
+    from fftconv._files import replace_atomically
+    from fftconv.backends import get_backend
+
+    backend = get_backend("cupy")  # ImportError or RuntimeError without CuPy or a GPU
+    with audio.terminate_on_signals():
+        try:
+            config = tune_gpu.measure_cupy(base, backend, repeat=args.repeat,
+                                           log=lambda line: print(line, file=sys.stderr))
+            date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+            header = (f"# fftconv cost model: [cupy] measured by `fftconv tune --backend cupy` "
+                      f"on {backend.device}, {date}; the other sections from {base.source}.\n")
+            replace_atomically(output, header + config.to_toml())
+        except audio.Terminated as err:
+            print(f"fftconv tune: terminated; {output} was not changed.", file=sys.stderr)
+            return 128 + err.signum
     print(f"wrote {output}" + (" (user profile)" if profile else ""))
     return 0
 
@@ -327,7 +359,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return {"plan": _plan, "tune": _tune, "filter": _filter,
                 "demo": _demo}[args.command](args)
-    except (ValueError, TypeError, OSError) as err:
+    except (ValueError, TypeError, OSError, ImportError, RuntimeError) as err:
+        # ImportError and RuntimeError: a backend without its package or its GPU.
         print(f"fftconv {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -21,14 +21,20 @@ multiply-accumulate, the radix penalty and the float64 factors) must be > 0,
 since 0 would make a path free; fixed overheads, the gather cost,
 ``pyfftw.planning_timelimit`` (0: no limit) and ``planner.measure_seconds``
 (0: measure nothing) must be >= 0.
+
+The ``[cupy]`` section holds the GPU's cost model and budgets; a file without
+it (a profile that ``fftconv tune`` wrote for a CPU) takes the packaged
+default's.  :func:`device_config` gives the configuration as the planner and
+the paths see it on one kind of device.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -67,6 +73,10 @@ class FFTCosts:
     max_fft_length: int
     plan_overhead_ns: float
     plan_ns_per_point: float
+    #: Derived by :func:`device_config`, never read from a file: transforms longer
+    #: than `large_length` (0: none) cost `large_ns_per_nlogn` instead of `ns_per_nlogn`.
+    large_length: int = field(default=0, metadata={"derived": True})
+    large_ns_per_nlogn: float = field(default=0.0, metadata={"derived": True})
 
 
 @dataclass(frozen=True)
@@ -109,6 +119,31 @@ class PyFFTWOptions:
     measure_after_seconds: float = 2.0
 
 
+@dataclass(frozen=True)
+class CupyCosts:
+    """The GPU's cost model (ns) and budgets (bytes); see ``[cupy]`` in the default file."""
+
+    launch_overhead_ns: float
+    cufft_ns_per_nlogn: float
+    cufft_large_length: int
+    cufft_large_ns_per_nlogn: float
+    cufft_radix_penalty: float
+    cufft_row_overhead_ns: float
+    bin_product_ns_per_mac: float
+    bin_small_product_ns_per_mac: float
+    gemm_ns_per_mac: float
+    copy_ns_per_byte: float
+    fp64_factor: float
+    cufft_max_length: int
+    cufft_plan_overhead_ns: float
+    cufft_plan_ns_per_point: float
+    fft_chunk_bytes: int
+    direct_block_bytes: int
+    kernel_spectra_bytes: int
+    max_plans: int
+    max_plan_bytes: int
+
+
 #: The values of ``planner.planning``.
 PLANNING_MODES = ("estimate", "measure")
 
@@ -139,9 +174,13 @@ class Config:
     pyfftw: PyFFTWOptions
     streaming: StreamingCosts
     planner: PlannerOptions
+    cupy: CupyCosts
     source: str = "<memory>"
     #: ``(key, value)`` pairs of the file's ``[machine]`` table, in file order.
     machine: tuple[tuple[str, str | int | float | bool], ...] = ()
+    #: The kind of device whose costs `fft`, `direct` and `memory` hold: ``'cpu'``
+    #: as read from a file, ``'cuda'`` from :func:`device_config`.
+    device: str = "cpu"
 
     def to_toml(self) -> str:
         """The configuration as TOML text (the format :func:`load_config` reads)."""
@@ -151,7 +190,7 @@ class Config:
             if not is_dataclass(values):  # source, machine
                 continue
             lines.append(f"[{section.name}]")
-            for f in fields(values):
+            for f in _file_fields(values):
                 value = getattr(values, f.name)
                 lines.append(f'{f.name} = "{value}"' if isinstance(value, str)
                              else f"{f.name} = {str(value).lower()}" if isinstance(value, bool)
@@ -163,6 +202,49 @@ class Config:
                          for key, value in self.machine)
             lines.append("")
         return "\n".join(lines)
+
+
+def _file_fields(cls: Any) -> list[dataclasses.Field]:
+    """The fields of a section class that a file holds (not the derived ones)."""
+    return [f for f in fields(cls) if not f.metadata.get("derived")]
+
+
+def device_config(config: Config, device: str) -> Config:
+    """`config` as the planner and the paths see it on a kind of device.
+
+    For ``'cpu'``, `config` itself.  For ``'cuda'``, its ``fft``, ``direct`` and
+    ``memory`` sections hold the ``[cupy]`` constants (one GPU kernel launch is
+    the fixed cost of a direct block, and four of an FFT call: the transform,
+    its share of the block gather, the product and the scatter).
+
+    Raises
+    ------
+    ValueError
+        If `device` is not ``'cpu'`` or ``'cuda'``.
+    """
+    if device == "cpu":
+        return config
+    if device != "cuda":
+        raise ValueError(f"`device` must be 'cpu' or 'cuda', got {device!r}.")
+    return _cuda_config(config)
+
+
+@cache
+def _cuda_config(config: Config) -> Config:
+    g = config.cupy
+    fft = FFTCosts(
+        ns_per_nlogn=g.cufft_ns_per_nlogn, radix_penalty=g.cufft_radix_penalty,
+        call_overhead_ns=4 * g.launch_overhead_ns, product_ns_per_mac=g.bin_product_ns_per_mac,
+        small_product_ns_per_mac=g.bin_small_product_ns_per_mac,
+        row_overhead_ns=g.cufft_row_overhead_ns, ns_per_byte=g.copy_ns_per_byte,
+        float64_factor=g.fp64_factor, max_fft_length=g.cufft_max_length,
+        plan_overhead_ns=g.cufft_plan_overhead_ns, plan_ns_per_point=g.cufft_plan_ns_per_point,
+        large_length=g.cufft_large_length, large_ns_per_nlogn=g.cufft_large_ns_per_nlogn)
+    direct = DirectCosts(ns_per_mac=g.gemm_ns_per_mac, gather_ns_per_byte=g.copy_ns_per_byte,
+                         call_overhead_ns=g.launch_overhead_ns, float64_factor=g.fp64_factor)
+    memory = MemoryLimits(fft_bytes=g.fft_chunk_bytes, direct_bytes=g.direct_block_bytes,
+                          spectra_bytes=g.kernel_spectra_bytes)
+    return dataclasses.replace(config, fft=fft, direct=direct, memory=memory, device="cuda")
 
 
 def _toml_key(key: str) -> str:
@@ -179,7 +261,10 @@ def _toml_scalar(value: str | int | float | bool) -> str:
 
 
 _CLASSES = {"fft": FFTCosts, "direct": DirectCosts, "memory": MemoryLimits,
-            "pyfftw": PyFFTWOptions, "streaming": StreamingCosts, "planner": PlannerOptions}
+            "pyfftw": PyFFTWOptions, "streaming": StreamingCosts, "planner": PlannerOptions,
+            "cupy": CupyCosts}
+#: Sections that a file may leave out, taking the packaged default's.
+_OPTIONAL_SECTIONS = ("cupy",)
 
 #: Lower bound of each numeric key and whether the bound itself is excluded;
 #: a key not listed must be >= 0.  A unit cost of 0 would make a transform, a
@@ -198,6 +283,19 @@ _MINIMUMS: dict[str, tuple[int, bool]] = {
     "memory.spectra_bytes": (1, False),
     "streaming.fft_ns_per_nlogn": (0, True),
     "streaming.ns_per_mac": (0, True),
+    "cupy.cufft_ns_per_nlogn": (0, True),
+    "cupy.cufft_large_ns_per_nlogn": (0, True),
+    "cupy.cufft_radix_penalty": (0, True),
+    "cupy.bin_product_ns_per_mac": (0, True),
+    "cupy.bin_small_product_ns_per_mac": (0, True),
+    "cupy.gemm_ns_per_mac": (0, True),
+    "cupy.fp64_factor": (0, True),
+    "cupy.cufft_max_length": (16, False),
+    "cupy.fft_chunk_bytes": (1, False),
+    "cupy.direct_block_bytes": (1, False),
+    "cupy.kernel_spectra_bytes": (1, False),
+    "cupy.max_plans": (1, False),
+    "cupy.max_plan_bytes": (1, False),
 }
 
 
@@ -217,6 +315,9 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
     sections = {}
     for name, cls in _CLASSES.items():
         table = data.get(name)
+        if table is None and name in _OPTIONAL_SECTIONS:
+            sections[name] = getattr(_default_config(), name)
+            continue
         if not isinstance(table, dict):
             raise ValueError(f"{source}: missing section [{name}].")
         sections[name] = _parse_section(table, cls, name, source)
@@ -237,7 +338,7 @@ def _parse_machine(table: object, source: str) -> tuple[tuple[str, Any], ...]:
 
 
 def _parse_section(table: dict[str, Any], cls: type, section: str, source: str) -> Any:
-    expected = {f.name: f.type for f in fields(cls)}
+    expected = {f.name: f.type for f in _file_fields(cls)}
     for key in table:
         if key not in expected:
             raise ValueError(f"{source}: unknown key '{section}.{key}'; allowed keys are "

@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile
 
 from fftconv._arrays import finite_float
+from fftconv.audio import soundfile
 from fftconv.layer import SignalConv1D
 from fftconv.planner import Plan
 

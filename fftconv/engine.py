@@ -7,21 +7,25 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
 from fftconv import plan_wisdom
-from fftconv.backends import Backend, check_backend, get_backend
-from fftconv.config import PLANNING_MODES, Config, load_config
-from fftconv.paths.direct import corr_valid_direct
-from fftconv.paths.fft import corr_valid_fft, kernel_spectra
-from fftconv.paths.shifted import layer_direct_shifted, shifted_weights, use_shifted
+from fftconv.backends import Backend, backend_for, check_backend, get_backend
+from fftconv.config import PLANNING_MODES, Config, device_config, load_config
+from fftconv.paths import Job
+from fftconv.paths.direct import WindowsPath
+from fftconv.paths.fft import FFTPath
+from fftconv.paths.shifted import ShiftedPath
 from fftconv.planner import (
     Candidate,
     Plan,
+    Prepared,
     check_method,
     direct_cost,
     fft_candidates,
+    method_path,
     plan,
     prepared_for,
 )
@@ -42,6 +46,11 @@ TIMED_RUNS = 3
 #: this fraction: closer timings are within the noise of a busy machine.
 MEASURE_MARGIN = 0.05
 
+#: The paths, by the plan's variant: ``prepare(w, plan, backend)`` makes the operands
+#: kept on the device from the host phase kernels, ``run(x, operands, plan, job)``
+#: the layer output (see :mod:`fftconv.paths`).  Both devices use the same entries.
+PATHS = {"fft": FFTPath(), "direct-shifted": ShiftedPath(), "direct-windows": WindowsPath()}
+
 
 def check_planning(planning: object) -> str | None:
     """Validate the `planning` option: one of :data:`~fftconv.config.PLANNING_MODES` or None."""
@@ -59,8 +68,11 @@ class Engine:
     ----------
     spec : ConvSpec
     filters : int
-    method : {'auto', 'direct', 'fft'}
-    backend : {'auto', 'numpy', 'pyfftw'}
+    method : {'auto', 'direct', 'fft', 'direct-shifted', 'direct-windows'}
+    backend : {'auto', 'numpy', 'pyfftw', 'cupy'}
+        Where calls run (:meth:`backend_for`): ``'auto'`` follows the input (a
+        CuPy array on its GPU, host data on the CPU, pyFFTW when installed);
+        ``'cupy'`` runs every call on a GPU.
     config : Config, path or None
         Cost model; see :func:`fftconv.config.load_config`.
     planning : {'estimate', 'measure'} or None
@@ -73,7 +85,8 @@ class Engine:
     Attributes
     ----------
     spectra : SpectrumCache
-        Phase kernels and their spectra at every FFT length used.
+        Phase kernels (host) and each path's operands derived from them (the
+        spectra at every FFT length used, ...), per device.
     plans_made : int
         Plans computed so far (a repeated input shape reuses its plan).
     measurements : int
@@ -102,12 +115,34 @@ class Engine:
 
     @cached_property
     def backend(self) -> Backend:
+        """The backend of host inputs: the CPU's, or the current GPU's for ``'cupy'``.
+
+        Raises ImportError or RuntimeError for ``'cupy'`` without CuPy or a GPU.
+        """
+        return get_backend(self.backend_name, **self._backend_options())
+
+    def backend_for(self, x: Any) -> Backend:
+        """The backend that runs a call on `x` (see :func:`fftconv.backends.backend_for`).
+
+        Raises
+        ------
+        TypeError
+            If `x` is a GPU array and the engine's backend a CPU one.
+        ImportError, RuntimeError
+            For ``'cupy'`` without CuPy or without a GPU.
+        """
+        if self.backend_name != "cupy" and type(x).__module__ == "numpy":
+            return self.backend  # the common case, without a look at the modules
+        return backend_for(x, self.backend_name, **self._backend_options())
+
+    def _backend_options(self) -> dict[str, Any]:
         options = self.config.pyfftw
-        return get_backend(self.backend_name, threads=options.threads or None,
-                           planner_effort=options.planner_effort,
-                           planning_timelimit=options.planning_timelimit,
-                           save_wisdom=options.save_wisdom,
-                           measure_after_seconds=options.measure_after_seconds)
+        return {"threads": options.threads or None, "planner_effort": options.planner_effort,
+                "planning_timelimit": options.planning_timelimit,
+                "save_wisdom": options.save_wisdom,
+                "measure_after_seconds": options.measure_after_seconds,
+                "max_plans": self.config.cupy.max_plans,
+                "max_plan_bytes": self.config.cupy.max_plan_bytes}
 
     def plan_for(self, input_shape: tuple[int, int, int], dtype: np.dtype) -> Plan:
         """The plan for inputs ``(B, C_in, W)`` of `dtype`, computed once per shape.
@@ -120,16 +155,26 @@ class Engine:
         spectra still to be made are paid for, so a short input with a long
         kernel runs direct), and the steady-state plan afterwards.
 
+        For ``backend='cupy'`` the plan is the GPU's; planning needs no GPU
+        (without one, nothing counts as prepared).
+
         Raises
         ------
         ValueError
             If the call's arrays could not fit in memory (see
             :func:`fftconv.reduction.check_fits`).
         """
-        return self._plan(_plan_key(input_shape, dtype))[0]
+        try:
+            backend = self.backend
+        except (ImportError, RuntimeError):
+            if self.backend_name != "cupy":
+                raise
+            backend = None  # planning is pure: a GPU plan without a GPU
+        name = self.backend_name if backend is None else backend.name
+        return self._plan(_plan_key(input_shape, dtype, name), backend)[0]
 
-    def __call__(self, x: np.ndarray, kernel: Callable[[], np.ndarray],
-                 token: Hashable | None, time_major: bool = False) -> np.ndarray:
+    def __call__(self, x: Any, kernel: Callable[[], np.ndarray],
+                 token: Hashable | None, time_major: bool = False) -> Any:
         """Filter `x`, without bias or activation.
 
         With ``planning='measure'``, the first call of an input shape that the
@@ -140,8 +185,10 @@ class Engine:
 
         Parameters
         ----------
-        x : ndarray, shape (B, C_in, W)
-            Channels first, float32 or float64, ``W >= spec.min_input_width()``.
+        x : array, shape (B, C_in, W)
+            Channels first, float32 or float64, ``W >= spec.min_input_width()``;
+            a numpy array, or an array of the device it runs on
+            (:meth:`backend_for`).
         kernel : callable
             Returns the kernel ``(K, C_in, filters)`` in the dtype of `x`; only
             called when the cache has nothing for `token`.
@@ -153,17 +200,24 @@ class Engine:
 
         Returns
         -------
-        ndarray, shape (B, C_out, spec.output_width(W))
-            Newly allocated; channels last in memory (a transposed view) when
-            `time_major`.
+        array of ``backend_for(x).xp``, shape (B, C_out, spec.output_width(W))
+            Newly allocated on the device of the call; channels last in memory (a
+            transposed view) when `time_major`.
         """
-        key = _plan_key(x.shape, x.dtype)
-        chosen, settled = self._plan(key)
+        backend = self.backend_for(x)
+        with backend.activate():
+            return self._call(backend, x, kernel, token, time_major)
+
+    def _call(self, backend: Backend, x: Any, kernel: Callable[[], np.ndarray],
+              token: Hashable | None, time_major: bool) -> Any:
+        x = backend.to_device(x)
+        key = _plan_key(x.shape, x.dtype, backend.name)
+        chosen, settled = self._plan(key, backend)
         if not settled:
-            chosen, y = self._settle(key, chosen, x, kernel, token, time_major)
+            chosen, y = self._settle(key, chosen, backend, x, kernel, token, time_major)
             if y is not None:
                 return y
-        y = self.execute(x, kernel, token, chosen, time_major)
+        y = self._run(backend, x, kernel, token, chosen, time_major, self.spectra)
         if key in self._steady:
             with self._lock:  # the shape was run once: its next call takes the steady plan
                 steady = self._steady.pop(key, None)
@@ -171,36 +225,42 @@ class Engine:
                     self._plans[key] = steady
         return y
 
-    def execute(self, x: np.ndarray, kernel: Callable[[], np.ndarray], token: Hashable | None,
-                chosen: Plan, time_major: bool = False) -> np.ndarray:
+    def execute(self, x: Any, kernel: Callable[[], np.ndarray], token: Hashable | None,
+                chosen: Plan, time_major: bool = False) -> Any:
         """Filter `x` with the given plan (any of its candidates, see :meth:`Plan.choose`).
 
         Arguments and result as for :meth:`__call__`; `chosen` must be a plan of
-        this engine for ``x.shape`` and ``x.dtype``.
+        this engine for ``x.shape`` and ``x.dtype`` on the device of `x`.
         """
-        return self._run(x, kernel, token, chosen, time_major, self.spectra)
+        backend = self.backend_for(x)
+        with backend.activate():
+            return self._run(backend, backend.to_device(x), kernel, token, chosen, time_major,
+                             self.spectra)
 
     # -- planning ------------------------------------------------------------
 
-    def _plan(self, key: tuple) -> tuple[Plan, bool]:
+    def _plan(self, key: tuple, backend: Backend | None) -> tuple[Plan, bool]:
         """The plan for `key` (computed and cached if missing) and whether it is final.
 
-        Only a plan still to be measured (``planning='measure'``, more than one
-        candidate worth timing, no remembered winner) is not final.
+        `key` is :func:`_plan_key`'s, for `backend` (None: a GPU plan made without
+        a GPU).  Only a plan still to be measured (``planning='measure'``, more
+        than one candidate worth timing, no remembered winner) is not final.
         """
         with self._lock:
             found = self._plans.get(key)
             if found is not None:
                 self._plans.move_to_end(key)
                 return found, key in self._settled
-            shape, dtype = key[0], np.dtype(key[1])
-            check_fits(self.spec, shape, self.filters, dtype.itemsize)
-            found = plan(self.spec, shape, dtype, self.backend.name, self.config,
-                         filters=self.filters, method=self.method, threads=self.backend.threads)
+            shape, dtype, name = key[0], np.dtype(key[1]), key[2]
+            threads = backend.threads if backend is not None else 1
+            memory = backend.total_memory() if backend is not None else None
+            check_fits(self.spec, shape, self.filters, dtype.itemsize, memory)
+            found = plan(self.spec, shape, dtype, name, self.config, filters=self.filters,
+                         method=self.method, threads=threads)
             self.plans_made += 1
             settled = True
             if self.planning == "estimate" and found.path == "fft" and self.method == "auto":
-                one_off = self._one_off(found, shape, dtype)
+                one_off = self._one_off(found, shape, dtype, backend)
                 if one_off.path != found.path:
                     self._steady[key], found = found, one_off
             if self.planning == "measure" and len(self._measurable(found)) > 1:
@@ -210,13 +270,17 @@ class Engine:
             self._store(key, found, settled)
             return found, settled
 
-    def _one_off(self, steady: Plan, shape: tuple[int, int, int], dtype: np.dtype) -> Plan:
+    def _one_off(self, steady: Plan, shape: tuple[int, int, int], dtype: np.dtype,
+                 backend: Backend | None) -> Plan:
         """The plan of a first call, paying for the FFT plans and spectra it lacks."""
-        cached = {key[1] for key in self.spectra.keys()
-                  if key[0] == "fft" and key[2:] == (dtype.str, self.backend.name)}
-        prepared = prepared_for(steady.problem, self.config, self.backend, cached)
-        return plan(self.spec, shape, dtype, self.backend.name, self.config,
-                    filters=self.filters, method=self.method, threads=self.backend.threads,
+        if backend is None:
+            prepared = Prepared()
+        else:
+            cached = {key[1] for key in self.spectra.keys()
+                      if key[0] == "fft" and key[2:] == (dtype.str, backend.device)}
+            prepared = prepared_for(steady.problem, self.config, backend, cached)
+        return plan(self.spec, shape, dtype, steady.backend, self.config,
+                    filters=self.filters, method=self.method, threads=steady.threads,
                     prepared=prepared)
 
     def _store(self, key: tuple, chosen: Plan, settled: bool) -> None:
@@ -230,8 +294,9 @@ class Engine:
             self._settled.discard(dropped)
             self._steady.pop(dropped, None)
 
-    def _settle(self, key: tuple, model: Plan, x: np.ndarray, kernel: Callable[[], np.ndarray],
-                token: Hashable | None, time_major: bool) -> tuple[Plan, np.ndarray | None]:
+    def _settle(self, key: tuple, model: Plan, backend: Backend, x: Any,
+                kernel: Callable[[], np.ndarray], token: Hashable | None, time_major: bool,
+                ) -> tuple[Plan, Any]:
         """Make the plan of `key` final: measure it here unless another thread did.
 
         Returns the final plan and, if it was measured by this call, the
@@ -253,7 +318,8 @@ class Engine:
             if remembered is not None:
                 chosen, y = remembered, None
             else:
-                chosen, y = self._measure(model, wisdom_key, x, kernel, token, time_major)
+                chosen, y = self._measure(model, wisdom_key, backend, x, kernel, token,
+                                          time_major)
             with self._lock:
                 self._store(key, chosen, True)
             return chosen, y
@@ -271,7 +337,8 @@ class Engine:
         best = model.candidates[0]
         if model.problem.batch == 0:
             return [best]
-        allowed = {"auto": ("direct", "fft"), "direct": ("direct",), "fft": ("fft",)}[self.method]
+        allowed = {"auto": ("direct", "fft"), "direct": ("direct",),
+                   "fft": ("fft",)}[method_path(self.method)]
         chosen, ffts = [best], int(best.path == "fft")
         for candidate in model.candidates[1:]:
             if candidate.path not in allowed or candidate.cost_ns > HOPELESS_FACTOR * best.cost_ns:
@@ -284,7 +351,8 @@ class Engine:
         return chosen
 
     def _wisdom_key(self, model: Plan) -> str:
-        return plan_wisdom.wisdom_key(model.problem, model.backend, model.threads, self.method)
+        return plan_wisdom.wisdom_key(model.problem, model.backend, model.threads, self.method,
+                                      model.direct_variant)
 
     def _remembered(self, model: Plan) -> Plan | None:
         """`model` with the plan wisdom's winner chosen; None if unknown or no longer valid.
@@ -297,20 +365,22 @@ class Engine:
         if found is None:
             return None
         path, n_fft = found
-        if self.method not in ("auto", path):
+        if method_path(self.method) not in ("auto", path):
             return None
         listed = [c for c in model.candidates if c.path == path
                   and (path == "direct" or c.n_fft == n_fft)]
         if listed:
             return model.choose(listed[0])
+        config = device_config(self.config, model.device)
         if path == "direct":
-            return model.choose(Candidate("direct", 0, direct_cost(model.problem, self.config)))
-        lengths = [c for c in fft_candidates(model.problem, self.config) if c.n_fft == n_fft]
+            return model.choose(Candidate("direct", 0, direct_cost(model.problem, config,
+                                                                   model.direct_variant)))
+        lengths = [c for c in fft_candidates(model.problem, config) if c.n_fft == n_fft]
         return model.choose(lengths[0]) if lengths else None
 
-    def _measure(self, model: Plan, wisdom_key: str, x: np.ndarray,
+    def _measure(self, model: Plan, wisdom_key: str, backend: Backend, x: Any,
                  kernel: Callable[[], np.ndarray], token: Hashable | None,
-                 time_major: bool) -> tuple[Plan, np.ndarray]:
+                 time_major: bool) -> tuple[Plan, Any]:
         """Time the candidates worth it (:meth:`_measurable`) on `x`; the fastest, and its result.
 
         The model's choice runs first: its result is the call's unless another
@@ -326,13 +396,20 @@ class Engine:
         (timing noise decides nothing).  The result returned is the winner's
         last run.
 
-        The FFT spectra of the candidates go into a cache of this measurement;
-        only the winner's are kept.  A winner out of two or more timed
-        candidates is remembered in the plan wisdom.
+        The candidates' operands (FFT spectra, ...) go into a cache of this
+        measurement; only the winner's are kept.  A winner out of two or more
+        timed candidates is remembered in the plan wisdom.  On a GPU each run is
+        timed to the end of its work on the device.
         """
         budget = self.config.planner.measure_seconds
         trial = SpectrumCache()
-        result = self._run(x, kernel, token, model, time_major, trial)
+
+        def timed_run(chosen: Plan) -> Any:
+            y = self._run(backend, x, kernel, token, chosen, time_major, trial)
+            backend.synchronize()
+            return y
+
+        result = timed_run(model)
         start = time.perf_counter()
 
         def left() -> float:
@@ -343,19 +420,18 @@ class Engine:
             if candidate.cost_ns * 1e-9 * (1 if i == 0 else 2) > left():
                 break
             if i:
-                self._run(x, kernel, token, model.choose(candidate), time_major, trial)
+                timed_run(model.choose(candidate))
                 if left() <= 0:
                     break
             timed.append(candidate)
         seconds = {candidate: float("inf") for candidate in timed}
-        results: dict[Candidate, np.ndarray] = {}
+        results: dict[Candidate, Any] = {}
         for run in range(TIMED_RUNS):
             if run and sum(seconds.values()) > left():
                 break
             for candidate in timed:
                 began = time.perf_counter()
-                results[candidate] = self._run(x, kernel, token, model.choose(candidate),
-                                               time_major, trial)
+                results[candidate] = timed_run(model.choose(candidate))
                 seconds[candidate] = min(seconds[candidate], time.perf_counter() - began)
         with self._lock:
             self.measurements += len(timed)
@@ -366,67 +442,50 @@ class Engine:
                                       < seconds[winner] / (1 + MEASURE_MARGIN)):
                 winner = fastest
             result = results.get(winner, result)
-        if winner.path == "fft" and token is not None:
-            key = _fft_key(winner.n_fft, x.dtype.str, self.backend.name)
-            self.spectra.get(token, key, lambda: trial.get(
-                token, key, lambda: self._fft_spectra(trial, token, kernel, winner.n_fft,
-                                                      x.dtype.str)))
+        chosen = model if winner == model.candidates[0] else model.choose(winner)
+        if token is not None:
+            key = _operands_key(chosen, x.dtype.str, backend.device)
+            self.spectra.get(token, key, lambda: self._operands(
+                trial, backend, token, kernel, chosen, x.dtype.str))
         if len(seconds) > 1:
             plan_wisdom.remember(
                 wisdom_key, winner.path, winner.n_fft,
                 {("direct" if c.path == "direct" else f"fft {c.n_fft}"): s
                  for c, s in seconds.items()},
                 save=plan_wisdom.save_enabled(self.config.planner.save_wisdom))
-        return (model if winner == model.candidates[0] else model.choose(winner)), result
+        return chosen, result
 
     # -- running -------------------------------------------------------------
 
-    def _run(self, x: np.ndarray, kernel: Callable[[], np.ndarray], token: Hashable | None,
-             chosen: Plan, time_major: bool, fft_spectra: SpectrumCache) -> np.ndarray:
-        """:meth:`execute`, with the FFT path's kernel spectra kept in `fft_spectra`."""
-        poly = polyphase(self.spec)
-        n_out = self.spec.output_width(x.shape[-1])
-        dtype = x.dtype.str
-        problem = chosen.problem
-
-        def phase_kernels() -> np.ndarray:
-            return self._phase_kernels(token, kernel, dtype)
-
-        if chosen.path == "direct" and use_shifted(problem.groups, problem.in_channels,
-                                                   problem.out_channels):
-            weights = self.spectra.get(token, ("shifted", dtype),
-                                       lambda: shifted_weights(phase_kernels()))
-            return layer_direct_shifted(x, poly, weights, n_out,
-                                        self.config.memory.direct_bytes, time_major)
-        xs = poly.phase_inputs(x, n_out)
-        if chosen.path == "direct":
-            y = corr_valid_direct(xs, phase_kernels(), self.config.memory.direct_bytes,
-                                  time_major)
-        else:
-            spectra = self._fft_spectra(fft_spectra, token, kernel, chosen.n_fft, dtype)
-            y = corr_valid_fft(xs, spectra, problem.kernel_length, chosen.n_fft,
-                               self.backend, self.config.memory.fft_bytes, time_major)
-        return poly.reassemble(y, n_out, x.shape[1], time_major)
+    def _run(self, backend: Backend, x: Any, kernel: Callable[[], np.ndarray],
+             token: Hashable | None, chosen: Plan, time_major: bool, cache: SpectrumCache,
+             ) -> Any:
+        """:meth:`execute` on `backend`, with the path's operands kept in `cache`."""
+        operands = self._operands(cache, backend, token, kernel, chosen, x.dtype.str)
+        config = device_config(self.config, chosen.device)
+        job = Job(polyphase(self.spec), self.spec.output_width(x.shape[-1]), backend,
+                  config.memory, time_major)
+        return PATHS[chosen.variant].run(x, operands, chosen, job)
 
     def _phase_kernels(self, token: Hashable | None, kernel: Callable[[], np.ndarray],
                        dtype: str) -> np.ndarray:
+        """The phase kernels ``(G, Co, Ci, Kp)`` of the kernel, on the host (cached)."""
         return self.spectra.get(token, ("phase", dtype),
                                 lambda: polyphase(self.spec).phase_kernels(kernel()))
 
-    def _fft_spectra(self, cache: SpectrumCache, token: Hashable | None,
-                     kernel: Callable[[], np.ndarray], n_fft: int, dtype: str) -> np.ndarray:
-        """The phase kernels' spectra at `n_fft`, from `cache` (computed if missing)."""
-        backend = self.backend
-        return cache.get(token, _fft_key(n_fft, dtype, backend.name),
-                         lambda: kernel_spectra(self._phase_kernels(token, kernel, dtype),
-                                                n_fft, backend))
+    def _operands(self, cache: SpectrumCache, backend: Backend, token: Hashable | None,
+                  kernel: Callable[[], np.ndarray], chosen: Plan, dtype: str) -> Any:
+        """The operands of the plan's path on `backend`'s device, from `cache` (made if missing)."""
+        return cache.get(token, _operands_key(chosen, dtype, backend.device),
+                         lambda: PATHS[chosen.variant].prepare(
+                             self._phase_kernels(token, kernel, dtype), chosen, backend))
 
 
-def _plan_key(input_shape: tuple[int, ...], dtype: np.dtype) -> tuple:
-    """An engine's plan-cache key: the input shape and the dtype."""
-    return (tuple(input_shape), np.dtype(dtype).str)
+def _plan_key(input_shape: tuple[int, ...], dtype: np.dtype, backend: str) -> tuple:
+    """An engine's plan-cache key: the input shape, the dtype and the backend's name."""
+    return (tuple(input_shape), np.dtype(dtype).str, backend)
 
 
-def _fft_key(n_fft: int, dtype: str, backend: str) -> tuple:
-    """The spectrum-cache key of the kernel spectra at `n_fft`."""
-    return ("fft", n_fft, dtype, backend)
+def _operands_key(chosen: Plan, dtype: str, device: str) -> tuple:
+    """The spectrum-cache key of a path's operands: ``(variant, n_fft, dtype, device)``."""
+    return (chosen.variant, chosen.n_fft, dtype, device)

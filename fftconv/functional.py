@@ -134,8 +134,9 @@ def convolve(in1: Any, in2: Any, mode: str = "full", axes: int | Sequence[int] |
         convolves along one axis; pass ``axes=k`` for N-d inputs.)
     method : {'auto', 'direct', 'fft'}
         Execution path; 'auto' lets the planner choose.
-    backend : {'auto', 'numpy', 'pyfftw'}
-        FFT backend; 'auto' is pyFFTW when installed.
+    backend : {'auto', 'numpy', 'pyfftw', 'cupy'}
+        FFT backend; 'auto' is pyFFTW when installed.  'cupy' computes on a GPU;
+        inputs and results stay numpy arrays (GPU arrays are copied to the host).
     planning : {'estimate', 'measure'} or None
         'measure' times the planner's best candidates on the first call of a
         problem size and keeps the fastest, remembered in the plan-wisdom file
@@ -204,7 +205,7 @@ def correlate(in1: Any, in2: Any, mode: str = "full", axes: int | Sequence[int] 
     mode : {'full', 'same', 'valid'}
     axes : int, sequence of one int, or None
     method : {'auto', 'direct', 'fft'}
-    backend : {'auto', 'numpy', 'pyfftw'}
+    backend : {'auto', 'numpy', 'pyfftw', 'cupy'}
     planning : {'estimate', 'measure'} or None
         As for :func:`convolve`.
 
@@ -259,7 +260,7 @@ def upfirdn(h: Any, x: Any, up: int = 1, down: int = 1, axis: int = -1, *,
     axis : int
         The axis of `x` (and of an N-d `h`) to filter along.
     method : {'auto', 'direct', 'fft'}
-    backend : {'auto', 'numpy', 'pyfftw'}
+    backend : {'auto', 'numpy', 'pyfftw', 'cupy'}
     planning : {'estimate', 'measure'} or None
         As for :func:`convolve`.
 
@@ -545,7 +546,7 @@ def _filter(x: np.ndarray, h: np.ndarray, axis: int, dtype: np.dtype, *, reverse
     order = [roles.get(i, "time") for i in range(nd) if roles.get(i) != "one"]
     time_major = (not _ordered(order, ("batch", "chan", "filt", "time"))
                   and _ordered(order, ("batch", "time", "chan", "filt")))
-    y = engine(x3, lambda: kernel, token, time_major=time_major)
+    y = engine.backend_for(x3).to_host(engine(x3, lambda: kernel, token, time_major=time_major))
     assert y.shape[-1] >= start + length, (y.shape, start, length)
     y = y[:, :, start:start + length].reshape(*b_shape, *c_shape, *f_shape, length,
                                              *(1,) * len(groups["one"]))

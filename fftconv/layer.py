@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
-from fftconv import activations, initializers, regularizers
-from fftconv._arrays import as_real_array, float_dtype
+from fftconv import activations, dask_front, initializers, regularizers
+from fftconv._arrays import array_module, as_real_array, float_dtype
 from fftconv.config import Config
 from fftconv.engine import Engine, check_backend, check_method, check_planning
 from fftconv.parameters import (
@@ -19,6 +20,7 @@ from fftconv.parameters import (
     serialize_parameter,
 )
 from fftconv.spec import ConvSpec, data_format_name, positive_int
+from fftconv.vjp import Adjoint, Gradients, weight_gradients
 
 _PARAMETERS = (RDFTParameter, VariableParameter)
 
@@ -73,10 +75,14 @@ class SignalConv1D:
     dtype : {'float32', 'float64'}
         Computation dtype, anything :class:`numpy.dtype` reads as one of these
         (``'f8'``, ``numpy.float64``, ...); inputs are converted to it.
-    method : {'auto', 'direct', 'fft'}
-        Execution path; 'auto' lets the planner choose per input shape.
-    backend : {'auto', 'numpy', 'pyfftw'}
-        FFT backend; 'auto' is pyFFTW when installed.
+    method : {'auto', 'direct', 'fft', 'direct-shifted', 'direct-windows'}
+        Execution path; 'auto' lets the planner choose per input shape; the
+        last two force the direct path's form (shifted GEMMs apply to layers
+        that are not channel separable).
+    backend : {'auto', 'numpy', 'pyfftw', 'cupy'}
+        Where calls run.  'auto' follows the input: a CuPy array on its GPU,
+        anything else on the CPU (pyFFTW when installed, else scipy.fft).
+        'cupy' runs every call on a GPU (numpy inputs go there and back).
     config : Config, path or None
         Cost-model configuration for the planner (default: ``$FFTCONV_CONFIG``,
         else the packaged ``configs/default.toml``).
@@ -291,6 +297,19 @@ class SignalConv1D:
     def weights(self) -> list[np.ndarray]:
         return self.get_weights()
 
+    def weight_names(self) -> list[str]:
+        """Names of the arrays of :meth:`get_weights`, in its order, as tfc names them.
+
+        ``['bias', 'kernel_imag', 'kernel_real']`` for an RDFT kernel,
+        ``['kernel', 'bias']`` for a variable one (no ``'bias'`` without `use_bias`).
+        """
+        names = []
+        for p in self._trainable_parameters():
+            role = "kernel" if p is self.kernel_parameter else "bias"
+            rdft = isinstance(p, RDFTParameter)
+            names += [f"{role}_imag", f"{role}_real"] if rdft else [role]
+        return names
+
     def get_weights(self) -> list[np.ndarray]:
         """Trainable arrays in tfc's order: ``[bias, kernel_imag, kernel_real]``
         for an RDFT kernel, ``[kernel, bias]`` for a variable kernel."""
@@ -357,36 +376,123 @@ class SignalConv1D:
         Parameters
         ----------
         x : array_like, shape (batch, width, C_in) or (batch, C_in, width)
-            Real numbers; converted to the layer dtype.
+            Real numbers; converted to the layer dtype.  A CuPy array is computed
+            on its GPU (with ``backend='auto'`` or ``'cupy'``).
 
         Returns
         -------
         ndarray, shape (batch, width_out, C_out) or (batch, C_out, width_out)
+            Where `x` lives: a CuPy array for a CuPy `x`, else a numpy array (also
+            with ``backend='cupy'``, which computes on the GPU).  A lazy
+            ``dask.array.Array`` for a Dask input (see :mod:`fftconv.dask_front`).
         """
-        x = as_real_array(x, "x", self.dtype)
-        if x.ndim != 3:
-            raise ValueError(_rank_message(x.shape, self.data_format))
-        if not self.built:
-            with self._build_lock:
-                if not self.built:  # another thread may have built it meanwhile
-                    self.build(x.shape)
-        c_in = x.shape[self._channel_axis]
-        if c_in != self.input_channels:
-            raise ValueError(f"`x` must have {self.input_channels} channels (axis "
-                             f"{self._channel_axis}, {self.data_format}) as when the layer was "
-                             f"built, got shape {x.shape}.")
-        self.spec.checked_output_width(x.shape[3 - self._channel_axis], "x")
-        if self.data_format == "channels_last":
-            x = x.transpose(0, 2, 1)
+        if dask_front.is_dask_array(x):
+            return dask_front.apply(self, x)
+        backend = self.engine.backend_for(x)
+        placed = backend.owns(x)  # else the result goes back to the host
+        with backend.activate():
+            x = as_real_array(x, "x", self.dtype, xp=backend.xp)
+            self._check_input(x.shape)
+            if self.data_format == "channels_last":
+                x = x.transpose(0, 2, 1)
+            y = self._preactivation(x)
+            if self.activation is not None:
+                y = self.activation(y)
+            if self.data_format == "channels_last":
+                y = y.transpose(0, 2, 1)
+            y = backend.xp.ascontiguousarray(y, dtype=self.dtype)
+        return y if placed else backend.to_host(y)
+
+    def _preactivation(self, x: np.ndarray) -> np.ndarray:
+        """The output before the activation, ``(B, C_out, n_out)``, for `x` ``(B, C_in, W)``.
+
+        Laid out channels last in memory (a transposed view) for channels_last layers.
+        """
         y = self.engine(x, lambda: self.kernel, self._kernel_token(),
                         time_major=self.data_format == "channels_last")
         if self.use_bias:
-            y += self.bias[:, None]
-        if self.activation is not None:
-            y = self.activation(y)
-        if self.data_format == "channels_last":
-            y = y.transpose(0, 2, 1)
-        return np.ascontiguousarray(y, dtype=self.dtype)
+            y += self.engine.backend_for(y).to_device(self.bias)[:, None]
+        return y
+
+    # -- gradients -----------------------------------------------------------
+
+    def vjp(self, x: Any, g: Any) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Vector-Jacobian products: the gradients of ``sum(self(x) * g)``.
+
+        Computed by the engine's paths (see :mod:`fftconv.vjp`), with the
+        activation's derivative at the pre-activation output (recomputed here).
+
+        Parameters
+        ----------
+        x : array_like, shape (batch, width, C_in) or (batch, C_in, width)
+        g : array_like, the shape of ``self(x)``
+            Cotangent of the output.
+
+        Returns
+        -------
+        dx : ndarray, the shape of `x`
+        grads : list of ndarray
+            The gradients of :meth:`get_weights`, in its order and shapes: for
+            an ``'rdft'`` kernel with respect to ``kernel_imag`` and
+            ``kernel_real`` themselves, as tfc's optimisers see them.
+
+        Raises
+        ------
+        ValueError
+            If `g` does not have the output's shape (or `x` is invalid as for
+            :meth:`__call__`).
+        TypeError
+            If the activation is a callable whose derivative is unknown.
+        """
+        gradients = self._gradients(x, g)
+        return gradients.x, weight_gradients(self._trainable_parameters(),
+                                             self.kernel_parameter, gradients)
+
+    @cached_property
+    def _adjoint(self) -> Adjoint:
+        return Adjoint(self.engine)
+
+    def _gradients(self, x: Any, g: Any) -> Gradients:
+        """Input, kernel and bias gradients of ``sum(self(x) * g)``.
+
+        `dx` in `x`'s layout, where `x` lives (as :meth:`__call__` returns `y`);
+        the kernel and bias gradients, like the weights, on the host.
+        """
+        backend = self.engine.backend_for(x)
+        placed = backend.owns(x)
+        with backend.activate():
+            x = as_real_array(x, "x", self.dtype, xp=backend.xp)
+            self._check_input(x.shape)
+            g = as_real_array(g, "g", self.dtype, xp=backend.xp)
+            expected = self.compute_output_shape(x.shape)
+            if g.shape != expected:
+                raise ValueError(f"`g` must have the shape of the output {expected} for `x` "
+                                 f"of shape {x.shape}, got {g.shape}.")
+            last = self.data_format == "channels_last"
+            if last:
+                x, g = x.transpose(0, 2, 1), g.transpose(0, 2, 1)
+            if self.activation is not None:
+                g = g * activations.derivative(self.activation)(self._preactivation(x))
+            grads = self._adjoint(x, g, lambda: self.kernel, self._kernel_token(),
+                                  time_major=last)
+            dx = backend.xp.ascontiguousarray(grads.x.transpose(0, 2, 1) if last else grads.x)
+        return Gradients(dx if placed else backend.to_host(dx), grads.kernel,
+                         backend.to_host(grads.bias))
+
+    def _check_input(self, shape: tuple[int, ...]) -> None:
+        """Check the shape of an input `x`, building the layer on its first input."""
+        if len(shape) != 3:
+            raise ValueError(_rank_message(shape, self.data_format))
+        if not self.built:
+            with self._build_lock:
+                if not self.built:  # another thread may have built it meanwhile
+                    self.build(shape)
+        c_in = shape[self._channel_axis]
+        if c_in != self.input_channels:
+            raise ValueError(f"`x` must have {self.input_channels} channels (axis "
+                             f"{self._channel_axis}, {self.data_format}) as when the layer was "
+                             f"built, got shape {shape}.")
+        self.spec.checked_output_width(shape[3 - self._channel_axis], "x")
 
     # -- configuration -----------------------------------------------------
 
@@ -456,13 +562,43 @@ def signal_conv1d(x: Any, kernel: Any, bias: Any = None, **options: Any) -> np.n
     Returns
     -------
     ndarray, shape (batch, width_out, C_out) or (batch, C_out, width_out)
+        A lazy ``dask.array.Array`` for a Dask `x` (see :mod:`fftconv.dask_front`).
     """
+    layer, x = _fixed_kernel_layer("signal_conv1d", x, kernel, bias, options)
+    return layer(x)
+
+
+def signal_conv1d_vjp(x: Any, kernel: Any, g: Any, bias: Any = None,
+                      **options: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Gradients of ``sum(signal_conv1d(x, kernel, bias, **options) * g)``.
+
+    Parameters
+    ----------
+    x, kernel, bias, **options
+        As for :func:`signal_conv1d`.
+    g : array_like, the shape of the output
+        Cotangent of the output.
+
+    Returns
+    -------
+    dx : ndarray, the shape of `x`
+    dkernel : ndarray, shape (K, C_in, filters)
+    dbias : ndarray, shape (C_out,), or None without `bias`
+    """
+    layer, x = _fixed_kernel_layer("signal_conv1d_vjp", x, kernel, bias, options)
+    gradients = layer._gradients(x, g)
+    return gradients.x, gradients.kernel, None if bias is None else gradients.bias
+
+
+def _fixed_kernel_layer(function: str, x: Any, kernel: Any, bias: Any,
+                        options: dict[str, Any]) -> tuple[SignalConv1D, Any]:
+    """The layer of `function` (:func:`signal_conv1d` and its vjp), and `x` as an array."""
     for argument in ("filters", "kernel_support", "kernel_parameter", "bias_parameter",
                      "use_bias"):
         if argument in options:
-            raise TypeError(f"signal_conv1d() takes `{argument}` from `kernel`/`bias`; "
+            raise TypeError(f"{function}() takes `{argument}` from `kernel`/`bias`; "
                             f"do not pass it.")
-    x = as_real_array(x, "x", None)
+    x = x if dask_front.is_dask_array(x) else as_real_array(x, "x", None, xp=array_module(x))
     kernel = as_real_array(kernel, "kernel", None)
     if kernel.ndim != 3:
         raise ValueError(f"`kernel` must have shape (K, C_in, filters), got {kernel.shape}."
@@ -480,7 +616,7 @@ def signal_conv1d(x: Any, kernel: Any, bias: Any = None, **options: Any) -> np.n
         filters=kernel.shape[2], kernel_support=kernel.shape[0], kernel_parameter=kernel,
         use_bias=bias is not None, bias_parameter="variable" if bias is None else bias,
         **options)
-    return layer(x)
+    return layer, x
 
 
 _TORCH_HINT = (" A torch.nn.Conv1d weight (C_out, C_in, K) is w.transpose(2, 1, 0) in this "

@@ -58,8 +58,8 @@ from fftconv._files import (
     save_wisdom_env,
     warn_once,
 )
-from fftconv.paths.shifted import use_shifted
-from fftconv.planner import Problem
+from fftconv.backends import device_kind
+from fftconv.planner import Problem, direct_variant
 
 #: Name of the plan-wisdom file in the cache directory.
 WISDOM_FILE = "plan-wisdom.json"
@@ -108,7 +108,8 @@ def machine_id() -> str:
     return f"{platform.machine() or 'unknown'}, {model}, {os.cpu_count()} CPUs"
 
 
-def wisdom_key(problem: Problem, backend: str, threads: int, method: str) -> str:
+def wisdom_key(problem: Problem, backend: str, threads: int, method: str,
+               variant: str | None = None) -> str:
     """The key of a measured winner.
 
     Parameters
@@ -122,6 +123,9 @@ def wisdom_key(problem: Problem, backend: str, threads: int, method: str) -> str
     method : {'auto', 'fft'}
         The candidates allowed: a winner among FFT lengths only is not one among
         every path.
+    variant : {'direct-shifted', 'direct-windows'} or None
+        The form of the direct candidate (the plan's ``direct_variant``); None:
+        :func:`~fftconv.planner.direct_variant` of `problem` on the backend's device.
 
     Returns
     -------
@@ -130,8 +134,7 @@ def wisdom_key(problem: Problem, backend: str, threads: int, method: str) -> str
         Ci=3 Co=4 Kp=9 T=100 itemsize=8|windows'``.
     """
     p = problem
-    variant = ("shifted" if use_shifted(p.groups, p.in_channels, p.out_channels)
-               else "windows")
+    variant = (variant or direct_variant(p, device_kind(backend))).removeprefix("direct-")
     dtype = "float64" if p.itemsize == 8 else "float32"
     return (f"{backend}|threads={threads}|{dtype}|{machine_id()}|{method}|"
             f"B={p.batch} G={p.groups} Ci={p.in_channels} Co={p.out_channels} "

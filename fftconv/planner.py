@@ -19,10 +19,9 @@ from typing import Any
 import numpy as np
 
 from fftconv._arrays import float_dtype
-from fftconv.backends import check_backend
-from fftconv.config import Config, load_config
-from fftconv.paths.fft import MATMUL_MIN_PAIRS, block_bytes, chunk_blocks
-from fftconv.paths.shifted import use_shifted
+from fftconv.backends import check_backend, device_kind, device_traits
+from fftconv.config import Config, device_config, load_config
+from fftconv.paths.fft import block_bytes, chunk_blocks
 from fftconv.reduction import polyphase
 from fftconv.spec import ConvSpec, positive_int
 
@@ -33,8 +32,13 @@ LISTED_FFT_CANDIDATES = 4
 #: at a shorter length, a power of two (see :func:`fft_lengths`).
 SHORT_INPUT_BLOCKS = 4
 
-#: The `method` values :func:`plan` takes.
-METHODS = ("auto", "direct", "fft")
+#: The `method` values :func:`plan` takes: ``'direct-shifted'`` and
+#: ``'direct-windows'`` force the direct path in that form where it applies
+#: (shifted GEMMs need an ungrouped layer: grouped ones gather windows).
+METHODS = ("auto", "direct", "fft", "direct-shifted", "direct-windows")
+
+#: The path variants a :class:`Plan` names, each an entry of the engine's table.
+VARIANTS = ("fft", "direct-shifted", "direct-windows")
 
 
 def check_method(method: object) -> str:
@@ -42,6 +46,11 @@ def check_method(method: object) -> str:
     if method not in METHODS:
         raise ValueError(f"`method` must be one of {METHODS}, got {method!r}.")
     return str(method)
+
+
+def method_path(method: str) -> str:
+    """The path a `method` allows: ``'auto'``, ``'direct'`` or ``'fft'``."""
+    return "direct" if method.startswith("direct") else method
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,10 @@ class Plan:
     problem : Problem
     candidates : tuple of Candidate
         Cheapest first; the first is the chosen one.
+    device : {'cpu', 'cuda'}
+        The kind of device the plan is for (its cost model).
+    direct_variant : {'direct-shifted', 'direct-windows'}
+        The form the direct path takes for this problem on this device.
     """
 
     path: str
@@ -101,6 +114,13 @@ class Plan:
     backend: str
     problem: Problem
     candidates: tuple[Candidate, ...]
+    device: str = "cpu"
+    direct_variant: str = "direct-windows"
+
+    @property
+    def variant(self) -> str:
+        """The path variant run: ``'fft'``, ``'direct-shifted'`` or ``'direct-windows'``."""
+        return "fft" if self.path == "fft" else self.direct_variant
 
     def choose(self, candidate: Candidate) -> Plan:
         """This plan with `candidate` (one of its candidates, or another FFT length) chosen.
@@ -121,10 +141,10 @@ class Plan:
     def __str__(self) -> str:
         p = self.problem
         how = (f", N={self.n_fft}, block={self.block}" if self.path == "fft"
-               else " (shifted GEMMs)" if use_shifted(p.groups, p.in_channels, p.out_channels)
+               else " (shifted GEMMs)" if self.direct_variant == "direct-shifted"
                else " (gathered windows)")
         head = (f"Plan: {self.path}{how}"
-                + f", backend={self.backend}, threads={self.threads}")
+                + f", backend={self.backend}, device={self.device}, threads={self.threads}")
         shape = (f"  corr_valid: batch={p.batch}, groups={p.groups}, Ci={p.in_channels}, "
                  f"Co={p.out_channels}, Kp={p.kernel_length}, outputs={p.outputs}, "
                  f"{p.itemsize * 8}-bit")
@@ -158,16 +178,20 @@ def plan(spec: ConvSpec, input_shape: Sequence[int], dtype: np.dtype | str, back
         Channels first; ``B >= 0`` (an empty batch is planned like the layer
         runs it), ``C_in >= 1`` and ``W >= spec.min_input_width()``.
     dtype : float32 or float64
-    backend : {'auto', 'numpy', 'pyfftw'}
-        Name of the FFT backend (recorded in the plan).
+    backend : {'auto', 'numpy', 'pyfftw', 'cupy'}
+        Name of the backend (recorded in the plan); ``'cupy'`` plans for the GPU
+        with the configuration's ``[cupy]`` costs (:func:`~fftconv.config.device_config`),
+        the others for the CPU.  Planning touches no device.
     config : Config, path or None
         Cost model, resolved by :func:`fftconv.config.load_config` (None: the
         ``FFTCONV_CONFIG`` file or the default).
     filters : int
         Filters per input channel when ``spec.channel_separable``, else output
         channels; ``>= 1``.
-    method : {'auto', 'direct', 'fft'}
+    method : {'auto', 'direct', 'fft', 'direct-shifted', 'direct-windows'}
         'direct' and 'fft' force the path; the FFT length is still chosen.
+        'direct-shifted' and 'direct-windows' force the direct path's form too,
+        where it applies (see :func:`direct_variant`).
     threads : int
         FFT threads (recorded in the plan), ``>= 1``.
     prepared : Prepared or None
@@ -195,8 +219,8 @@ def plan(spec: ConvSpec, input_shape: Sequence[int], dtype: np.dtype | str, back
     batch, c_in, width = _check_input_shape(input_shape)
     spec.checked_output_width(width, "input_shape")
     dtype = float_dtype(dtype)
-    check_backend(backend)
-    config = load_config(config)
+    device = device_kind(check_backend(backend))
+    config = device_config(load_config(config), device)
     filters = positive_int(filters, "filters")
     check_method(method)
     threads = positive_int(threads, "threads")
@@ -204,16 +228,18 @@ def plan(spec: ConvSpec, input_shape: Sequence[int], dtype: np.dtype | str, back
         raise TypeError(f"`prepared` must be a Prepared or None, got {prepared!r}.")
 
     problem = problem_for(spec, (batch, c_in, width), filters, dtype.itemsize)
-    direct = Candidate("direct", 0, direct_cost(problem, config))
+    variant = direct_variant(problem, device, method)
+    direct = Candidate("direct", 0, direct_cost(problem, config, variant))
     ffts = fft_candidates(problem, config, prepared)
-    pool = {"auto": [direct, *ffts], "direct": [direct], "fft": ffts}[method]
+    pool = {"auto": [direct, *ffts], "direct": [direct], "fft": ffts}[method_path(method)]
     ranked = sorted(pool, key=lambda c: c.cost_ns)
     best = ranked[0]
     listed = [best] + [c for c in sorted([direct, *ffts[:LISTED_FFT_CANDIDATES]],
                                          key=lambda c: c.cost_ns) if c != best]
     block = best.n_fft - problem.kernel_length + 1 if best.path == "fft" else 0
     return Plan(path=best.path, n_fft=best.n_fft, block=block, threads=threads,
-                backend=backend, problem=problem, candidates=tuple(listed))
+                backend=backend, problem=problem, candidates=tuple(listed), device=device,
+                direct_variant=variant)
 
 
 def _check_input_shape(input_shape: object) -> tuple[int, int, int]:
@@ -233,16 +259,33 @@ def _check_input_shape(input_shape: object) -> tuple[int, int, int]:
     return batch, c_in, width
 
 
-def direct_cost(p: Problem, config: Config) -> float:
+def direct_variant(p: Problem, device: str = "cpu", method: str = "auto") -> str:
+    """The form of the direct path for `p` on a kind of `device` (``'cpu'``, ``'cuda'``).
+
+    ``'direct-shifted'`` (shifted GEMMs) for an ungrouped problem with at least
+    the device's ``shifted_min_channels`` input and output channels
+    (:class:`~fftconv.backends.DeviceTraits`), else ``'direct-windows'``
+    (gathered windows); a `method` naming a variant forces it where it applies
+    (grouped problems always gather windows).
+    """
+    if p.groups != 1:
+        return "direct-windows"
+    if method in ("direct-shifted", "direct-windows"):
+        return method
+    wide = min(p.in_channels, p.out_channels) >= device_traits(device).shifted_min_channels
+    return "direct-shifted" if wide else "direct-windows"
+
+
+def direct_cost(p: Problem, config: Config, variant: str | None = None) -> float:
     """Estimated ns of the direct path: GEMMs plus data movement plus blocks.
 
-    Shifted GEMMs (:func:`~fftconv.paths.shifted.use_shifted`) move the input
-    and the output once; gathered windows copy ``Kp`` windows of the input and
-    write the output.
+    Shifted GEMMs move the input and the output once; gathered windows copy
+    ``Kp`` windows of the input and write the output.  `variant` None is
+    :func:`direct_variant` of `p` on the configuration's device.
     """
     c = config.direct
     factor = c.float64_factor if p.itemsize == 8 else 1.0
-    if use_shifted(p.groups, p.in_channels, p.out_channels):
+    if (variant or direct_variant(p, config.device)) == "direct-shifted":
         rows = p.outputs + p.kernel_length - 1
         moved = p.batch * rows * (p.in_channels + p.out_channels) * p.itemsize
         calls = max(1, -(-moved // config.memory.direct_bytes)) * p.kernel_length
@@ -266,7 +309,7 @@ class Prepared:
         FFT lengths at which the backend holds the block transforms of the
         problem's channel layout (:meth:`~fftconv.backends.Backend.has_chunk_fft`).
     plans : bool
-        Whether the backend plans its transforms (pyFFTW); False for scipy.fft,
+        Whether the backend plans its transforms (pyFFTW, cuFFT); False for scipy.fft,
         whose transforms of a new length cost no planning worth counting.
     """
 
@@ -288,6 +331,7 @@ def prepared_for(p: Problem, config: Config, backend: Any,
     spectra : iterable of int
         FFT lengths at which the kernel's spectra are cached.
     """
+    config = device_config(config, backend.traits.kind)
     dtype = np.float64 if p.itemsize == 8 else np.float32
     transforms = frozenset(
         int(n) for n in fft_lengths(p, config)
@@ -427,7 +471,9 @@ def preparation_cost(p: Problem, config: Config, n: np.ndarray, prepared: Prepar
 
 def _transform_ns(c: Any, n: np.ndarray) -> np.ndarray:
     """ns of one real FFT of each length in `n` (float32)."""
-    return c.ns_per_nlogn * n * np.log2(n) * c.radix_penalty ** _odd_factors(n)
+    rate = (np.where(n > c.large_length, c.large_ns_per_nlogn, c.ns_per_nlogn)
+            if c.large_length else c.ns_per_nlogn)
+    return rate * n * np.log2(n) * c.radix_penalty ** _odd_factors(n)
 
 
 def _block_costs(p: Problem, config: Config, n: np.ndarray,
@@ -443,7 +489,8 @@ def _block_costs(p: Problem, config: Config, n: np.ndarray,
     factor = c.float64_factor if p.itemsize == 8 else 1.0
     signals = p.batch * p.groups * (p.in_channels + p.out_channels)
     pairs = p.out_channels * p.in_channels
-    mac_ns = c.product_ns_per_mac if pairs >= MATMUL_MIN_PAIRS else c.small_product_ns_per_mac
+    matmul = pairs >= device_traits(config.device).matmul_min_pairs
+    mac_ns = c.product_ns_per_mac if matmul else c.small_product_ns_per_mac
     product = p.batch * p.groups * pairs * (n // 2 + 1) * mac_ns
     # Gathered input blocks and scattered outputs, and a fixed cost per transform row.
     copied = p.batch * p.groups * (p.in_channels * n + p.out_channels * (n - p.kernel_length + 1))

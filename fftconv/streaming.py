@@ -67,6 +67,7 @@ import numpy as np
 from fftconv import activations
 from fftconv._arrays import as_real_array, float_dtype
 from fftconv.backends import Backend, get_backend
+from fftconv.backends.cupy_backend import modules_of
 from fftconv.config import Config, StreamingCosts, load_config
 from fftconv.engine import check_backend
 from fftconv.reduction import Polyphase, polyphase
@@ -223,7 +224,7 @@ class _LevelState:
     level : Level
     frame : int
         Frame length ``L``; ``level.size`` is a multiple of it.
-    spectra : ndarray, complex
+    spectra : array of ``backend.xp``, complex
         Spectra (length ``2M``, scaled by ``1 / (2M)``) of the level's partitions,
         partition ``p`` at index ``count - 1 - p``; shape (G, M + 1, Co, count, Ci)
         when `by_bin`, else (G, Co, count, Ci, M + 1).  Shared, never written.
@@ -231,10 +232,11 @@ class _LevelState:
         Product layout (see :func:`_product_by_bin`).
     batch : int
     backend : Backend
+        Where the state lives (the arrays of ``backend.xp``).
     dtype : float32 or float64
     """
 
-    def __init__(self, level: Level, frame: int, spectra: np.ndarray, by_bin: bool,
+    def __init__(self, level: Level, frame: int, spectra: Any, by_bin: bool,
                  batch: int, backend: Backend, dtype: np.dtype) -> None:
         if by_bin:
             groups, bins, c_out, count, c_in = spectra.shape
@@ -246,15 +248,16 @@ class _LevelState:
         self.shape = (groups, c_out, count, c_in, bins, batch)
         self.by_bin = by_bin
         self.spectra = spectra
+        self.xp = xp = backend.xp
         cdtype = spectra.dtype
         if by_bin:
-            self.fdl = np.zeros((groups, bins, 2 * count, c_in, batch), cdtype)
-            self.acc = np.empty((groups, bins, c_out, batch), cdtype)
+            self.fdl = xp.zeros((groups, bins, 2 * count, c_in, batch), cdtype)
+            self.acc = xp.empty((groups, bins, c_out, batch), cdtype)
         else:
-            self.fdl = np.zeros((groups, batch, 2 * count, c_in, bins), cdtype)
-            self.acc = np.empty((groups, c_out, batch, bins), cdtype)
-        self.tmp = np.empty_like(self.acc)
-        self.history = np.zeros((batch, groups * c_in, 2 * level.size), dtype)
+            self.fdl = xp.zeros((groups, batch, 2 * count, c_in, bins), cdtype)
+            self.acc = xp.empty((groups, c_out, batch, bins), cdtype)
+        self.tmp = xp.empty_like(self.acc)
+        self.history = xp.zeros((batch, groups * c_in, 2 * level.size), dtype)
         self.fft = backend.block_fft(batch * groups * c_in, batch * groups * c_out,
                                      2 * level.size, dtype)
         self.block = 0  # the block being filled
@@ -294,13 +297,13 @@ class _LevelState:
         x = self.fdl[:, :, s + 1 + count - stop:s + 1 + count - first]
         if self.by_bin:  # (G, F, Co, count, Ci) @ (G, F, 2 count, Ci, B)
             h = self.spectra[:, :, :, count - stop:count - first]
-            np.matmul(h.reshape(groups, bins, c_out, n * c_in),
-                      x.reshape(groups, bins, n * c_in, batch), out=out)
+            self.xp.matmul(h.reshape(groups, bins, c_out, n * c_in),
+                           x.reshape(groups, bins, n * c_in, batch), out=out)
         else:  # (G, Co, count, Ci, F) * (G, B, 2 count, Ci, F)
             h = self.spectra[:, :, count - stop:count - first]
             h = h.reshape(groups, c_out, 1, n * c_in, bins)
             x = x.reshape(groups, 1, batch, n * c_in, bins)
-            np.sum(h * x, axis=3, out=out)
+            self.xp.sum(h * x, axis=3, out=out)
 
     def _complete(self, ring: np.ndarray) -> None:
         groups, c_out, count, c_in, bins, batch = self.shape
@@ -401,8 +404,10 @@ class StreamingConv1D:
         non-uniform layouts cost less per sample for long kernels.
     dtype : {'float32', 'float64'}
         Computation and output dtype.
-    backend : {'auto', 'numpy', 'pyfftw'}
-        FFT backend (single-threaded: a stream's transforms are small).
+    backend : {'auto', 'numpy', 'pyfftw', 'cupy'}
+        Where the stream runs: 'auto', 'numpy' and 'pyfftw' on the CPU (single
+        FFT threads: a stream's transforms are small), 'cupy' on the current GPU
+        (its state lives there; host blocks go there and their outputs come back).
     config : Config, path or None
         Configuration whose ``[streaming]`` costs choose a non-uniform layout
         (see :func:`fftconv.load_config`; None: ``FFTCONV_CONFIG`` or the default).
@@ -516,7 +521,8 @@ class StreamingConv1D:
         """Spectra of a level's partitions of the reversed phase kernels `h` (G, Co, Ci, Kp).
 
         Returns (G, M + 1, Co, count, Ci) when `by_bin`, else (G, Co, count, Ci, M + 1);
-        complex, partition ``p`` at ``count - 1 - p``, read-only.
+        complex, partition ``p`` at ``count - 1 - p``, on the stream's device, never
+        written (read-only on the host).
         """
         groups, co, ci, kp = h.shape
         m, count = level.size, level.count
@@ -527,8 +533,10 @@ class StreamingConv1D:
         spectra = self._backend.rfft(parts, 2 * m, axis=-1) * (1.0 / (2 * m))
         complex_dtype = np.result_type(self._dtype, np.complex64)
         order = (0, 4, 1, 3, 2) if by_bin else (0, 1, 3, 2, 4)
-        spectra = np.ascontiguousarray(spectra.transpose(order), dtype=complex_dtype)
-        spectra.flags.writeable = False
+        spectra = self._backend.xp.ascontiguousarray(spectra.transpose(order),
+                                                     dtype=complex_dtype)
+        if isinstance(spectra, np.ndarray):  # device arrays have no read-only flag
+            spectra.flags.writeable = False
         return spectra
 
     @classmethod
@@ -653,20 +661,22 @@ class StreamingConv1D:
         self._finished = False
         self._skip = max(self._base, 0)
         self._fill = max(-self._base, 0)  # leading zeros of the first frame
-        self._xbuf: np.ndarray | None = None
-        self._ring: np.ndarray | None = None
+        self._xbuf: Any = None
+        self._ring: Any = None
+        self._placed = True  # the outputs stay where the stream is
 
     def _allocate(self, batch: int) -> None:
         self._batch = batch
         step = self.frame_length
-        self._xbuf = np.zeros((batch, step, self._c_in), self._dtype)
+        xp = self._backend.xp
+        self._xbuf = xp.zeros((batch, step, self._c_in), self._dtype)
         self._states = [_LevelState(level, self._partition, spectra, by_bin, batch,
                                     self._backend, self._dtype)
                         for level, spectra, by_bin in zip(self._levels, self._spectra,
                                                           self._by_bin, strict=True)]
         length = self._partition + max(level.start for level in self._levels)
         groups, co = self._groups, self._phase_out
-        self._ring = np.zeros((batch, groups * co, length), self._dtype)
+        self._ring = xp.zeros((batch, groups * co, length), self._dtype)
 
     def process(self, x: Any) -> np.ndarray:
         """Feed the next samples of the stream and return the outputs now computable.
@@ -676,11 +686,13 @@ class StreamingConv1D:
         x : array_like, shape (n, C_in) or (B, n, C_in)
             Channels last, any ``n >= 0``; ``B`` must stay the same within a
             stream (a 2-D block is ``B = 1``).  Converted to the stream dtype.
+            A stream on a GPU (``backend='cupy'``) takes host or CuPy arrays.
 
         Returns
         -------
         ndarray, shape (n_out, C_out) or (B, n_out, C_out)
-            The rank of `x`; ``n_out >= 0`` varies from call to call.
+            The rank of `x`; ``n_out >= 0`` varies from call to call.  Where `x`
+            lives: a CuPy array for a CuPy `x` on the stream's GPU, else numpy.
 
         Raises
         ------
@@ -691,7 +703,16 @@ class StreamingConv1D:
             If `x` is not real numeric data.
         """
         self._check_open("process")
-        x = as_real_array(x, "x", self._dtype)
+        backend = self._backend
+        self._placed = backend.owns(x)
+        if not self._placed and modules_of(x) is not None:
+            raise TypeError(f"`x` is a GPU array not on this stream's device ({backend.device}, "
+                            f"backend={backend.name!r}): make the stream with backend='cupy' "
+                            f"on the array's device, or move `x` there.")
+        with backend.activate():
+            return self._process(as_real_array(x, "x", self._dtype, xp=backend.xp))
+
+    def _process(self, x: Any) -> Any:
         if x.ndim not in (2, 3):
             raise ValueError(f"`x` must have shape (n, C_in) or (B, n, C_in), got {x.shape}.")
         self._ndim = x.ndim
@@ -719,17 +740,19 @@ class StreamingConv1D:
         Returns
         -------
         ndarray, shape (n_out, C_out) or (B, n_out, C_out)
-            The rank of the last block given to :meth:`process` (2-D if none).
+            The rank of the last block given to :meth:`process` (2-D if none),
+            where that block lived.
         """
         self._check_open("flush")
         total = self._width(self._received)
-        if self._batch is not None:
-            self._skip = 0
-            while self._computed < total:
-                self._xbuf[:, self._fill:] = 0
-                self._frame(self._xbuf)
-                self._fill = 0
-        out = self._emit(total)
+        with self._backend.activate():
+            if self._batch is not None:
+                self._skip = 0
+                while self._computed < total:
+                    self._xbuf[:, self._fill:] = 0
+                    self._frame(self._xbuf)
+                    self._fill = 0
+            out = self._emit(total)
         self._finished = True
         return out
 
@@ -776,7 +799,8 @@ class StreamingConv1D:
         phases = block.reshape(batch, L, s, c_in)
         # Channel order of the phase kernels: (c, phi) when separable, else (phi, c).
         order = (0, 3, 2, 1) if self._spec.channel_separable else (0, 2, 3, 1)
-        v = np.ascontiguousarray(phases.transpose(order)).reshape(batch, s * c_in, L)
+        v = self._backend.xp.ascontiguousarray(phases.transpose(order)).reshape(
+            batch, s * c_in, L)
         i = self._frames
         for state in self._states[:0:-1]:
             state.push(v, i, self._ring)
@@ -796,30 +820,33 @@ class StreamingConv1D:
         batch, _, t = y.shape
         p, f = self._out_phases, self._filters
         groups = self._c_out // f
-        out = np.empty((batch, t, p, groups, f), y.dtype)
+        out = self._backend.xp.empty((batch, t, p, groups, f), y.dtype)
         out[...] = y.reshape(batch, groups, p, f, t).transpose(0, 4, 2, 1, 3)
         self._computed += t * p
         return out.reshape(batch, t * p, groups * f)
 
     def _emit(self, limit: int) -> np.ndarray:
         """Return the pending outputs below `limit` (with bias and activation)."""
+        backend = self._backend
+        xp = backend.xp
         batch = 1 if self._batch is None else self._batch
         stop = min(limit, self._computed)
         count = max(0, stop - self._emitted)
         if not self._pending:
-            out = np.empty((batch, 0, self._c_out), self._dtype)
+            out = xp.empty((batch, 0, self._c_out), self._dtype)
         else:
             pending = (self._pending[0] if len(self._pending) == 1
-                       else np.concatenate(self._pending, axis=1))
+                       else xp.concatenate(self._pending, axis=1))
             out = pending[:, :count]
             self._pending = [pending[:, count:]] if count < pending.shape[1] else []
         self._emitted += count
-        out = np.array(out, dtype=self._dtype)  # a fresh array, never a view of state
+        out = xp.array(out, dtype=self._dtype)  # a fresh array, never a view of state
         if self._bias is not None:
-            out += self._bias
+            out += backend.to_device(self._bias)
         if self._activation is not None:
-            out = np.asarray(self._activation(out), dtype=self._dtype)
-        return out[0] if self._ndim == 2 else out
+            out = xp.asarray(self._activation(out), dtype=self._dtype)
+        out = out[0] if self._ndim == 2 else out
+        return out if self._placed else backend.to_host(out)
 
 
 def _check_partitioning(value: Any) -> str | tuple[int, ...]:

@@ -310,7 +310,7 @@ def test_first_backend_imports_wisdom_and_exports_at_exit(pyfftw_backend, tmp_pa
 
 def test_get_backend_auto_and_cache():
     pytest.importorskip("pyfftw")
-    assert BACKENDS == ("auto", "numpy", "pyfftw")
+    assert BACKENDS == ("auto", "numpy", "pyfftw", "cupy")
     auto = get_backend("auto", threads=2, planner_effort="FFTW_ESTIMATE")
     assert auto.name == "pyfftw"
     assert auto is get_backend("pyfftw", threads=2, planner_effort="FFTW_ESTIMATE")
@@ -351,6 +351,8 @@ def test_get_backend_errors_name_the_argument(kwargs, error, words):
 def test_pyfftw_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "pyfftw", None)
     monkeypatch.setitem(sys.modules, "fftconv.backends.pyfftw_backend", None)
+    monkeypatch.setattr(_files, "_warned", set())  # warnings once per process
     with pytest.raises(ImportError, match="pyFFTW"):
         get_backend("pyfftw", threads=7)
-    assert get_backend("auto", threads=7).name == "numpy"
+    with pytest.warns(RuntimeWarning, match="pyFFTW is not installed: backend 'auto' runs"):
+        assert get_backend("auto", threads=7).name == "numpy"

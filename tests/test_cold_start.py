@@ -196,12 +196,14 @@ def test_stream_transforms_are_planned_at_once(fftw):
                                   ("inverse", 2): "FFTW_MEASURE"}
 
 
-def test_pieces_cover_the_rows(fftw):
+def test_pieces_cover_the_rows():
+    from fftconv.backends.blocks import MAX_PIECES, pieces
+
     for capacity in (1, 5, 8, 42, 47, 96):
         for rows in range(1, capacity + 1):
-            sizes = fftw.pieces(rows, capacity)
+            sizes = pieces(rows, capacity)
             assert rows <= sum(sizes) <= capacity
-            assert len(sizes) <= fftw.MAX_PIECES
+            assert len(sizes) <= MAX_PIECES
             assert sizes == [capacity] or all(s & (s - 1) == 0 for s in sizes)
 
 

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fftconv.engine
+import fftconv.paths.fft
 from fftconv import functional, signal_conv1d
 from fftconv.functional import convolve, correlate, upfirdn
 from fftconv.reduction import Polyphase
@@ -266,7 +267,7 @@ def counts(monkeypatch):
     """Count kernel transforms: phase kernels (both paths) and their FFT spectra."""
     functional._ENGINES.clear()
     counted = {"phase": 0, "spectra": 0}
-    phase_kernels, kernel_spectra = Polyphase.phase_kernels, fftconv.engine.kernel_spectra
+    phase_kernels, kernel_spectra = Polyphase.phase_kernels, fftconv.paths.fft.kernel_spectra
 
     def counting_phase_kernels(self, kernel):
         counted["phase"] += 1
@@ -277,7 +278,7 @@ def counts(monkeypatch):
         return kernel_spectra(*args, **kwargs)
 
     monkeypatch.setattr(Polyphase, "phase_kernels", counting_phase_kernels)
-    monkeypatch.setattr(fftconv.engine, "kernel_spectra", counting_spectra)
+    monkeypatch.setattr(fftconv.paths.fft, "kernel_spectra", counting_spectra)
     yield counted
     functional._ENGINES.clear()
 

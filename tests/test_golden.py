@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from devices import backend_way_params, on_device
 from golden import RTOL, RTOL_TFC, array, assert_close, signalconv_cases
-from ways import WAYS, way
+from ways import WAYS
 
 from fftconv import SignalConv1D
 
@@ -30,25 +31,26 @@ def test_case_counts():
     assert len(ERROR_CASES) >= 30
 
 
-@pytest.mark.parametrize("how", WAYS)
+@pytest.mark.parametrize(("backend", "how"), backend_way_params(WAYS))
 @pytest.mark.parametrize("case", OUTPUT_CASES, ids=lambda c: c["id"])
-def test_float32_matches_expected(case, how):
+def test_float32_matches_expected(case, backend, how):
     cid = case["id"]
-    with way(how) as method:
-        y = _layer(case, method=method)(array(FILE, f"{cid}_x"))
+    with on_device(backend) as device:
+        layer = _layer(case, method=how, backend=device.backend)
+        y = device.get(layer(device.put(array(FILE, f"{cid}_x"))))
     assert y.dtype == np.float32
     if case["expected"]["source"] == "tfc":
         assert_close(y, array(FILE, f"{cid}_y_tfc"), RTOL_TFC)
     assert_close(y, array(FILE, f"{cid}_y_ref"), RTOL[np.dtype("float32")])
 
 
-@pytest.mark.parametrize("how", WAYS)
+@pytest.mark.parametrize(("backend", "how"), backend_way_params(WAYS))
 @pytest.mark.parametrize("case", OUTPUT_CASES, ids=lambda c: c["id"])
-def test_float64_matches_reference(case, how):
+def test_float64_matches_reference(case, backend, how):
     cid = case["id"]
-    with way(how) as method:
-        layer = _layer(case, method=method, dtype="float64")
-        y = layer(array(FILE, f"{cid}_x").astype(np.float64))
+    with on_device(backend) as device:
+        layer = _layer(case, method=how, dtype="float64", backend=device.backend)
+        y = device.get(layer(device.put(array(FILE, f"{cid}_x").astype(np.float64))))
     assert y.dtype == np.float64
     assert_close(y, array(FILE, f"{cid}_y_ref"), RTOL[np.dtype("float64")])
     assert layer.compute_output_shape(case["x_shape"]) == y.shape

@@ -241,7 +241,8 @@ def test_plan_accepts_an_empty_batch_like_the_layer():
 
 @pytest.mark.parametrize(("changes", "error", "message"), [
     ({"method": "magic"}, ValueError,
-     r"`method` must be one of \('auto', 'direct', 'fft'\), got 'magic'"),
+     r"`method` must be one of \('auto', 'direct', 'fft', 'direct-shifted', "
+     r"'direct-windows'\), got 'magic'"),
     ({"input_shape": (2, 3, 5)}, ValueError,
      "`input_shape` width 5 is too short: padding='valid' with kernel_support=9, "
      "strides_up=1, extra_pad_end=False needs at least 9 samples"),
@@ -260,7 +261,8 @@ def test_plan_accepts_an_empty_batch_like_the_layer():
     ({"dtype": np.complex64}, ValueError, "`dtype` must be float32 or float64"),
     ({"dtype": "no-such-type"}, TypeError, "`dtype` must be float32 or float64"),
     ({"dtype": None}, TypeError, "`dtype` must be float32 or float64.*got None"),
-    ({"backend": "cuda"}, ValueError, r"`backend` must be one of \('auto', 'numpy', 'pyfftw'\)"),
+    ({"backend": "cuda"}, ValueError,
+     r"`backend` must be one of \('auto', 'numpy', 'pyfftw', 'cupy'\)"),
     ({"filters": 0}, ValueError, "`filters` must be a positive integer"),
     ({"filters": 2.5}, TypeError, "`filters` must be a positive integer"),
     ({"threads": 0}, ValueError, "`threads` must be a positive integer"),

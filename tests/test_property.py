@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from devices import backend_params, on_device
 from golden import RTOL, assert_close
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference import reference_signal_conv1d
-from ways import WAYS, way
+from strategies import geometry_options
+from ways import WAYS
 
 from fftconv import SignalConv1D
 from fftconv.spec import ConvSpec
@@ -16,18 +19,12 @@ ACTIVATIONS = {None: lambda y: y, "relu": lambda y: np.maximum(y, 0), "tanh": np
 
 
 @st.composite
-def layer_cases(draw):
-    """A random layer configuration and an input long enough for it."""
+def layer_cases(draw, backends=("numpy", "pyfftw")):
+    """A random layer configuration and an input long enough for it, on one of `backends`."""
     cfg = {
         "filters": draw(st.integers(1, 3)),
         "kernel_support": draw(st.one_of(st.integers(1, 9), st.integers(10, 40))),
-        "corr": draw(st.booleans()),
-        "strides_down": draw(st.integers(1, 4)),
-        "strides_up": draw(st.integers(1, 4)),
-        "padding": draw(st.sampled_from(["valid", "same_zeros", "same_reflect"])),
-        "extra_pad_end": draw(st.sampled_from([None, True, False])),
-        "channel_separable": draw(st.booleans()),
-        "data_format": draw(st.sampled_from(["channels_last", "channels_first"])),
+        **draw(geometry_options()),
         "use_bias": draw(st.booleans()),
         "activation": draw(st.sampled_from(sorted(ACTIVATIONS, key=str))),
     }
@@ -38,7 +35,7 @@ def layer_cases(draw):
     c_in = draw(st.integers(1, 3))
     dtype = draw(st.sampled_from(["float64", "float32"]))
     method = draw(st.sampled_from(WAYS))
-    backend = draw(st.sampled_from(["numpy", "pyfftw"]))
+    backend = draw(st.sampled_from(backends))
     seed = draw(st.integers(0, 2**32 - 1))
     return cfg, (batch, width, c_in), dtype, method, backend, seed
 
@@ -46,6 +43,18 @@ def layer_cases(draw):
 @settings(max_examples=500, deadline=None)
 @given(layer_cases())
 def test_layer_matches_reference(case):
+    _check(case)
+
+
+@pytest.mark.parametrize("name", backend_params("cupy-standin", "cupy"))
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_layer_matches_reference_on_the_gpu_backend(name, data):
+    _check(data.draw(layer_cases((name,))))
+
+
+def _check(case):
+    """The layer of `case` on its backend against the float64 reference."""
     cfg, (batch, width, c_in), dtype, how, backend, seed = case
     rng = np.random.default_rng(seed)
     k, f = cfg["kernel_support"], cfg["filters"]
@@ -55,11 +64,11 @@ def test_layer_matches_reference(case):
         x = x.transpose(0, 2, 1)
     kernel = rng.standard_normal((k, c_in, f)) / np.sqrt(k * c_in)
     bias = rng.standard_normal(c_out) if cfg["use_bias"] else None
-    with way(how) as method:
+    with on_device(backend) as device:
         layer = SignalConv1D(**cfg, kernel_parameter=kernel,
                              bias_parameter="variable" if bias is None else bias,
-                             dtype=dtype, method=method, backend=backend)
-        y = layer(x)
+                             dtype=dtype, method=how, backend=device.backend)
+        y = device.get(layer(device.put(x)))
     geometry = {key: cfg[key] for key in ("corr", "strides_down", "strides_up", "padding",
                                           "extra_pad_end", "channel_separable", "data_format")}
     expected = ACTIVATIONS[cfg["activation"]](

@@ -8,8 +8,9 @@ from golden import RTOL, assert_close
 from reference import reference_signal_conv1d
 
 from fftconv import SignalConv1D
+from fftconv.backends.cpu import CPU_TRAITS
 from fftconv.paths.blas import gemm_accumulate
-from fftconv.paths.shifted import SHIFTED_MIN_CHANNELS, use_shifted
+from fftconv.planner import Problem, direct_variant
 
 RNG = np.random.default_rng(7)
 
@@ -46,11 +47,21 @@ def test_gemm_accumulate_rejects_bad_operands(a, b, c, error, words):
         assert word in str(info.value)
 
 
+def _problem(groups, ci, co):
+    return Problem(batch=1, groups=groups, in_channels=ci, out_channels=co, kernel_length=5,
+                   outputs=100, itemsize=4)
+
+
 def test_rule():
-    assert use_shifted(1, SHIFTED_MIN_CHANNELS, SHIFTED_MIN_CHANNELS)
-    assert not use_shifted(2, 64, 64)  # grouped: gathered windows
-    assert not use_shifted(1, SHIFTED_MIN_CHANNELS - 1, 64)
-    assert not use_shifted(1, 64, SHIFTED_MIN_CHANNELS - 1)
+    wide = CPU_TRAITS.shifted_min_channels
+    assert direct_variant(_problem(1, wide, wide)) == "direct-shifted"
+    assert direct_variant(_problem(2, 64, 64)) == "direct-windows"  # grouped: gathered windows
+    assert direct_variant(_problem(1, wide - 1, 64)) == "direct-windows"
+    assert direct_variant(_problem(1, 64, wide - 1)) == "direct-windows"
+    # A method naming a variant forces it where it applies.
+    assert direct_variant(_problem(1, 1, 1), method="direct-shifted") == "direct-shifted"
+    assert direct_variant(_problem(1, 64, 64), method="direct-windows") == "direct-windows"
+    assert direct_variant(_problem(3, 1, 1), method="direct-shifted") == "direct-windows"
 
 
 @pytest.mark.parametrize("padding", ["valid", "same_zeros", "same_reflect"])
@@ -77,8 +88,9 @@ def test_layer_with_many_channels_uses_shifted_gemms(padding, data_format, strid
         assert_close(y, want, RTOL[np.dtype(dtype)])
     # 12 channels are below the threshold, but the phases make Ci = S * 12 >= 16 ...
     plan = layer.engine.plan_for((3, c_in, width), np.dtype("float32"))
-    shifted = strides_down > 1 and strides_up * filters >= SHIFTED_MIN_CHANNELS
-    assert ("shifted GEMMs" in str(plan)) == shifted  # ... or windows are gathered
+    shifted = strides_down > 1 and strides_up * filters >= CPU_TRAITS.shifted_min_channels
+    assert (plan.variant == "direct-shifted") == shifted  # ... or windows are gathered
+    assert ("shifted GEMMs" in str(plan)) == shifted
 
 
 def test_small_budget_blocks_rows():
@@ -117,3 +129,19 @@ def test_scratch_buffers_are_reused_per_thread():
     release()
     assert not np.shares_memory(c, scratch("test", (100, 8), np.float32))
     release()
+
+
+@pytest.mark.parametrize("method", ["direct-shifted", "direct-windows", "fft"])
+@pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_a_result_is_never_overwritten_by_the_next_call(method, data_format, batch):
+    # One output channel: the channels-first result of the shifted GEMMs' scratch
+    # rows was a view of them (already contiguous), so the next call wrote into it.
+    layer = SignalConv1D(1, 33, strides_up=16, padding="same_zeros", method=method,
+                         data_format=data_format)
+    shape = (batch, 16, 50) if data_format == "channels_first" else (batch, 50, 16)
+    x1, x2 = RNG.standard_normal((2, *shape))
+    y1 = layer(x1)
+    kept = y1.copy()
+    layer(x2)
+    np.testing.assert_array_equal(y1, kept)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.signal
+from devices import backend_params, on_device
 from golden import RTOL, assert_close
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -106,6 +107,40 @@ def test_any_split_matches_one_shot(case):
         y = stream_all(stream, x, cuts)
     assert y.dtype == np.dtype(options["dtype"])
     assert_close(y, expected, RTOL[y.dtype])
+
+
+@pytest.mark.parametrize("name", backend_params("cupy-standin", "cupy"))
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_any_split_matches_one_shot_on_the_gpu_backend(name, data):
+    """A stream with its state on the GPU: device blocks give device outputs, host ones host."""
+    k, padding, geometry, (batch, width, c_in, filters), cuts, options, use_bias, seed = (
+        data.draw(streams()))
+    rng = np.random.default_rng(seed)
+    kernel = rng.standard_normal((k, c_in, filters)) / np.sqrt(k * c_in)
+    c_out = c_in * filters if geometry["channel_separable"] else filters
+    bias = rng.standard_normal(c_out) if use_bias else None
+    x = rng.standard_normal((batch, width, c_in))
+    on_host = seed % 2 == 1
+    with on_device(name) as device:
+        stream = StreamingConv1D(kernel, padding=padding, bias=bias, **geometry,
+                                 **{**options, "backend": "cupy"})
+        outputs = []
+        for block in np.split(x, cuts, axis=1):
+            y = stream.process(block if on_host else device.put(block))
+            outputs.append(y if on_host else device.get(y))
+        y = stream.flush()
+        outputs.append(y if on_host else device.get(y))
+    y = np.concatenate(outputs, axis=1)
+    assert y.dtype == np.dtype(options["dtype"]) and all(type(o) is np.ndarray for o in outputs)
+    assert_close(y, reference(x, kernel, bias, padding=padding, **geometry), RTOL[y.dtype])
+
+
+def test_a_cpu_stream_refuses_gpu_blocks():
+    with on_device("cupy-standin") as device:
+        stream = StreamingConv1D(np.ones((5, 1, 1)))
+        with pytest.raises(TypeError, match="GPU array not on this stream's device"):
+            stream.process(device.put(np.ones((10, 1))))
 
 
 def test_multi_level_layouts_are_exercised():

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from unittest import mock
 
-from fftconv.paths import shifted
-
-#: ``direct-windows`` / ``direct-shifted`` force the direct path's variant.
+#: Layer ``method`` values: ``direct-windows`` / ``direct-shifted`` force the direct
+#: path's variant (shifted GEMMs where the layer is ungrouped).
 WAYS = ("direct-windows", "direct-shifted", "fft", "auto")
 
 
 @contextmanager
 def way(name: str) -> Iterator[str]:
-    """Yield the layer ``method`` for the way `name`, forcing its variant meanwhile."""
-    if not name.startswith("direct-"):
-        yield name
-        return
-    threshold = 1 if name == "direct-shifted" else sys.maxsize
-    with mock.patch.object(shifted, "SHIFTED_MIN_CHANNELS", threshold):
-        yield "direct"
+    """Yield the layer ``method`` for the way `name` (each way is a method value)."""
+    yield name

@@ -1,183 +1,50 @@
-"""FFT backends: real forward and inverse transforms along one axis.
+"""Backends: where arrays live, and the real FFTs and array primitives there.
 
-The engine uses only the :class:`Backend` interface (``name``, ``threads``, ``xp``,
-``rfft``, ``irfft``, the reusable block transforms ``block_fft`` / ``chunk_fft``) and
-obtains instances from :func:`get_backend`.
+The engine, the paths and the reduction use only the :class:`Backend` interface
+(:mod:`fftconv.backends.base`) and obtain instances from :func:`get_backend`,
+or from :func:`backend_for` for a given input.  ``numpy`` and ``pyfftw`` run on
+the CPU; ``cupy`` on a CUDA GPU (:mod:`fftconv.backends.cupy_backend`).
 """
 
 from __future__ import annotations
 
-import operator
 import os
 import threading
-from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
 
-from fftconv.backends.blocks import REAL_TO_COMPLEX, BlockFFT
+from fftconv._files import warn_once
+from fftconv.backends.base import (
+    _COMPLEX_TO_REAL,
+    _REAL_TO_COMPLEX,
+    MAX_BLOCK_SHAPES,
+    Backend,
+    DeviceTraits,
+    _check_int,
+)
+from fftconv.backends.cpu import CPU_TRAITS
+from fftconv.backends.cupy_backend import (
+    CUDA_TRAITS,
+    CupyBackend,
+    DeviceModules,
+    device_modules,
+    modules_of,
+)
 
-BACKENDS = ("auto", "numpy", "pyfftw")
+__all__ = ["BACKENDS", "Backend", "DeviceTraits", "backend_for", "check_backend",
+           "device_kind", "device_traits", "get_backend", "MAX_BLOCK_SHAPES",
+           "_COMPLEX_TO_REAL", "_REAL_TO_COMPLEX"]
+
+BACKENDS = ("auto", "numpy", "pyfftw", "cupy")
 PLANNER_EFFORTS = ("FFTW_ESTIMATE", "FFTW_MEASURE", "FFTW_PATIENT", "FFTW_EXHAUSTIVE")
 DEFAULT_PLANNER_EFFORT = "FFTW_ESTIMATE"
 #: Seconds FFTW may spend planning one block transform when not given (0: no limit).
 DEFAULT_PLANNING_TIMELIMIT = 0.0
-
-#: Block shapes whose buffers and plans a backend keeps (least recently used dropped).
-MAX_BLOCK_SHAPES = 8
-_REAL_TO_COMPLEX = REAL_TO_COMPLEX
-_COMPLEX_TO_REAL = {c: r for r, c in _REAL_TO_COMPLEX.items()}
-
-
-class Backend(ABC):
-    """Real FFTs along one axis, with numpy's conventions.
-
-    Subclasses implement ``_rfft`` and ``_irfft``; the public methods validate their
-    arguments first, so subclasses receive an ndarray of a supported dtype, ``n >= 1``
-    and a non-negative `axis`.
-
-    Attributes
-    ----------
-    name : str
-        ``'numpy'`` or ``'pyfftw'``.
-    threads : int
-        Threads used by each transform.
-    xp : module
-        The array module of inputs and results (numpy).
-    blocks_made : int
-        :class:`BlockFFT` objects made so far (:meth:`block_fft`, :meth:`chunk_fft`);
-        a cache hit makes none.
-    """
-
-    name: str
-    xp = np
-
-    def __init__(self, threads: int) -> None:
-        self.threads = threads
-        self._blocks: dict[tuple, BlockFFT] = {}
-        self._blocks_lock = threading.Lock()
-        self.blocks_made = 0
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(threads={self.threads})"
-
-    def rfft(self, a: Any, n: int, axis: int = -1) -> np.ndarray:
-        """Unnormalised real-to-complex transform of length `n` along `axis`.
-
-        Parameters
-        ----------
-        a : ndarray, float32 or float64, any shape and strides
-            Zero-padded or cropped to `n` along `axis`, like :func:`numpy.fft.rfft`.
-            Left unchanged.
-        n : int
-            Transform length, ``>= 1``.
-        axis : int
-
-        Returns
-        -------
-        ndarray, complex64 (float32 input) or complex128 (float64 input)
-            Shape of `a` with ``n // 2 + 1`` along `axis`; a new array.
-        """
-        a, n, axis = _check_args(a, n, axis, _REAL_TO_COMPLEX, "rfft")
-        return self._rfft(a, n, axis)
-
-    def irfft(self, a: Any, n: int, axis: int = -1) -> np.ndarray:
-        """Inverse of :meth:`rfft`, normalised by ``1 / n``.
-
-        Parameters
-        ----------
-        a : ndarray, complex64 or complex128, any shape and strides
-            ``n // 2 + 1`` bins along `axis` (other lengths are zero-padded or
-            cropped, like :func:`numpy.fft.irfft`).  Left unchanged.
-        n : int
-            Output length, ``>= 1``.
-        axis : int
-
-        Returns
-        -------
-        ndarray, float32 (complex64 input) or float64 (complex128 input)
-            Shape of `a` with `n` along `axis`; a new array.
-        """
-        a, n, axis = _check_args(a, n, axis, _COMPLEX_TO_REAL, "irfft")
-        return self._irfft(a, n, axis)
-
-    def block_fft(self, rows_in: int, rows_out: int, n: int, dtype: Any) -> BlockFFT:
-        """The shared transforms of exactly `rows_in` / `rows_out` blocks (see :class:`BlockFFT`).
-
-        For callers that transform the same block counts over and over (a stream,
-        the tuner): the transforms are planned at once with the backend's full effort.
-        """
-        return self._cached("block", rows_in, rows_out, n, dtype)
-
-    def chunk_fft(self, rows_in: int, rows_out: int, n: int, dtype: Any) -> BlockFFT:
-        """The shared transforms of up to `rows_in` / `rows_out` blocks per call.
-
-        For callers whose block count varies from call to call (the overlap-save
-        path on inputs of any width): a call transforms the first rows only, with
-        :meth:`BlockFFT.forward` / :meth:`BlockFFT.inverse` given the row count, inside
-        :meth:`BlockFFT.use`.  Backends with planned transforms plan them cheaply
-        first and with their full effort once the transforms recur.
-        """
-        return self._cached("chunk", rows_in, rows_out, n, dtype)
-
-    def has_chunk_fft(self, rows_in: int, rows_out: int, n: int, dtype: Any) -> bool:
-        """Whether :meth:`chunk_fft` with these arguments would find its transforms made."""
-        with self._blocks_lock:
-            return ("chunk", rows_in, rows_out, n, np.dtype(dtype)) in self._blocks
-
-    def _cached(self, kind: str, rows_in: int, rows_out: int, n: int, dtype: Any) -> BlockFFT:
-        key = (kind, rows_in, rows_out, n, np.dtype(dtype))
-        with self._blocks_lock:
-            block = self._blocks.pop(key, None)
-            if block is None:
-                block = self._make_block_fft(*key)
-                self.blocks_made += 1
-                if len(self._blocks) >= MAX_BLOCK_SHAPES:
-                    del self._blocks[next(iter(self._blocks))]  # least recently used
-            self._blocks[key] = block
-        return block
-
-    def _make_block_fft(self, kind: str, rows_in: int, rows_out: int, n: int,
-                        dtype: np.dtype) -> BlockFFT:
-        """A new :class:`BlockFFT`; `kind` is ``'block'`` or ``'chunk'`` (see :meth:`chunk_fft`)."""
-        return BlockFFT(rows_in, rows_out, n, dtype, self.threads)
-
-    @abstractmethod
-    def _rfft(self, a: np.ndarray, n: int, axis: int) -> np.ndarray:
-        """:meth:`rfft` on validated arguments (`axis` non-negative)."""
-
-    @abstractmethod
-    def _irfft(self, a: np.ndarray, n: int, axis: int) -> np.ndarray:
-        """:meth:`irfft` on validated arguments (`axis` non-negative)."""
-
-
-def _check_args(a: Any, n: Any, axis: Any, dtypes: dict[np.dtype, np.dtype], method: str,
-                ) -> tuple[np.ndarray, int, int]:
-    """Validate the arguments of :meth:`Backend.rfft` / :meth:`Backend.irfft`.
-
-    Returns `a` as an ndarray, `n` as an int and `axis` as a non-negative int.
-    """
-    a = np.asarray(a)
-    if a.dtype not in dtypes:
-        allowed = tuple(str(d) for d in dtypes)
-        raise TypeError(f"{method}: `a` must have dtype in {allowed}, got {a.dtype}.")
-    n = _check_int(n, "n", method)
-    if n < 1:
-        raise ValueError(f"{method}: `n` must be >= 1, got {n}.")
-    axis = _check_int(axis, "axis", method)
-    if not -a.ndim <= axis < a.ndim:
-        raise ValueError(f"{method}: `axis` must be in [{-a.ndim}, {a.ndim}) for an array "
-                         f"of shape {a.shape}, got {axis}.")
-    return a, n, axis % a.ndim
-
-
-def _check_int(value: Any, arg: str, where: str) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{where}: `{arg}` must be an integer, got {value!r}.")
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise TypeError(f"{where}: `{arg}` must be an integer, got {value!r}.") from None
+#: Bounds of a GPU backend's plan cache when not given (the configuration's
+#: ``[cupy] max_plans`` and ``max_plan_bytes`` are passed by the engine).
+DEFAULT_MAX_PLANS = 32
+DEFAULT_MAX_PLAN_BYTES = 1 << 30
 
 
 def check_backend(backend: object) -> str:
@@ -185,6 +52,16 @@ def check_backend(backend: object) -> str:
     if backend not in BACKENDS:
         raise ValueError(f"`backend` must be one of {BACKENDS}, got {backend!r}.")
     return str(backend)
+
+
+def device_kind(backend: str) -> str:
+    """The kind of device a backend name runs on: ``'cuda'`` for ``'cupy'``, else ``'cpu'``."""
+    return "cuda" if backend == "cupy" else "cpu"
+
+
+def device_traits(kind: str) -> DeviceTraits:
+    """The path thresholds of a kind of device (``'cpu'`` or ``'cuda'``)."""
+    return CUDA_TRAITS if kind == "cuda" else CPU_TRAITS
 
 
 def _usable_cores() -> int:
@@ -195,10 +72,13 @@ def _usable_cores() -> int:
 
 
 def _pyfftw_importable() -> bool:
-    """Whether the pyFFTW backend can be used (``pyfftw`` is importable)."""
+    """Whether the pyFFTW backend can be used (``pyfftw`` is importable); warns once if not."""
     try:
         import pyfftw  # noqa: F401
     except ImportError:
+        warn_once("pyfftw-missing", "pyFFTW is not installed: backend 'auto' runs the FFTs "
+                  "with scipy.fft (`pip install pyfftw` for FFTW's faster planned transforms).",
+                  stacklevel=4)
         return False
     return True
 
@@ -211,17 +91,21 @@ def get_backend(name: str = "auto", *, threads: int | None = None,
                 planner_effort: str | None = None,
                 planning_timelimit: float | None = None,
                 save_wisdom: bool | None = None,
-                measure_after_seconds: float | None = None) -> Backend:
+                measure_after_seconds: float | None = None, device: int | None = None,
+                max_plans: int | None = None, max_plan_bytes: int | None = None) -> Backend:
     """The shared backend instance for these settings.
 
     Instances are cached per ``(name, threads, planner_effort, planning_timelimit,
-    save_wisdom, measure_after_seconds)``, so every caller with the same settings
-    shares one plan cache.
+    save_wisdom, measure_after_seconds)`` (per ``(device, max_plans, max_plan_bytes)``
+    for ``'cupy'``), so every caller with the same settings shares one plan cache.
 
     Parameters
     ----------
-    name : {'auto', 'numpy', 'pyfftw'}
-        ``'auto'`` is ``'pyfftw'`` when pyFFTW is importable, else ``'numpy'``.
+    name : {'auto', 'numpy', 'pyfftw', 'cupy'}
+        ``'auto'`` is ``'pyfftw'`` when pyFFTW is importable, else ``'numpy'`` (with
+        one warning per process): the CPU.  ``'cupy'`` is a CUDA GPU
+        (:mod:`fftconv.backends.cupy_backend`); see :func:`backend_for` for the
+        backend that follows an input.
     threads : int or None
         Threads per transform, ``>= 1``; None uses every usable core.
     planner_effort : {'FFTW_ESTIMATE', 'FFTW_MEASURE', 'FFTW_PATIENT', \
@@ -242,6 +126,11 @@ def get_backend(name: str = "auto", *, threads: int | None = None,
         the process before it is planned with `planner_effort`, ``>= 0`` (it is also
         not measured before the transforms' third use); None means 2.0 (pyFFTW only;
         see :data:`fftconv.backends.pyfftw_backend.MEASURE_AFTER_SECONDS`).
+    device : int or None
+        The GPU (``'cupy'`` only); None: CuPy's current device.
+    max_plans, max_plan_bytes : int or None
+        Bounds of the GPU's cache of transform plans, ``>= 1`` (``'cupy'`` only);
+        None: :data:`DEFAULT_MAX_PLANS`, :data:`DEFAULT_MAX_PLAN_BYTES`.
 
     Returns
     -------
@@ -256,10 +145,15 @@ def get_backend(name: str = "auto", *, threads: int | None = None,
         If `threads` is not an integer, `planning_timelimit` or
         `measure_after_seconds` not a real number or `save_wisdom` not a bool or None.
     ImportError
-        If ``name='pyfftw'`` and pyFFTW cannot be imported.
+        If ``name='pyfftw'`` and pyFFTW cannot be imported, or ``name='cupy'`` and
+        CuPy cannot be (the message names the extra to install).
+    RuntimeError
+        If ``name='cupy'`` and CuPy finds no CUDA device.
     """
     if name not in BACKENDS:
         raise ValueError(f"get_backend: backend `name` must be one of {BACKENDS}, got {name!r}.")
+    if name == "cupy":
+        return _device_backend(device_modules(), device, max_plans, max_plan_bytes)
     if threads is None:
         threads = _usable_cores()
     threads = _check_int(threads, "threads", "get_backend")
@@ -288,6 +182,55 @@ def get_backend(name: str = "auto", *, threads: int | None = None,
         if backend is None:
             backend = _instances[key] = _create(name, threads, planner_effort, timelimit,
                                                 save_wisdom, measure_after)
+    return backend
+
+
+def backend_for(x: Any, name: str = "auto", **options: Any) -> Backend:
+    """The backend that runs a call on the input `x`.
+
+    A GPU array runs on its own device (``'auto'`` or ``'cupy'``); host data runs
+    on the CPU with ``'auto'`` and on the current GPU with ``'cupy'``.
+
+    Parameters
+    ----------
+    x : array_like
+    name : {'auto', 'numpy', 'pyfftw', 'cupy'}
+    **options
+        As for :func:`get_backend`.
+
+    Raises
+    ------
+    TypeError
+        If `x` is a GPU array and `name` a CPU backend.
+    """
+    modules = modules_of(x)
+    if modules is None:
+        return get_backend(name, **options)
+    if name in ("numpy", "pyfftw"):
+        raise TypeError(f"`x` is an array on a GPU ({type(x).__name__}) and backend={name!r} "
+                        f"runs on the CPU: use backend='auto' or 'cupy', or move `x` to the "
+                        f"host first (x.get()).")
+    return _device_backend(modules, modules.device_of(x), options.get("max_plans"),
+                           options.get("max_plan_bytes"))
+
+
+def _device_backend(modules: DeviceModules, device: int | None, max_plans: int | None,
+                    max_plan_bytes: int | None) -> Backend:
+    """The shared GPU backend of `device` (None: the current one) on `modules`."""
+    device = modules.current_device() if device is None else _check_int(device, "device",
+                                                                        "get_backend")
+    bounds = []
+    for value, arg, default in ((max_plans, "max_plans", DEFAULT_MAX_PLANS),
+                                (max_plan_bytes, "max_plan_bytes", DEFAULT_MAX_PLAN_BYTES)):
+        value = default if value is None else _check_int(value, arg, "get_backend")
+        if value < 1:
+            raise ValueError(f"get_backend: `{arg}` must be >= 1 or None, got {value}.")
+        bounds.append(value)
+    key = ("cupy", device, *bounds, modules)
+    with _instances_lock:
+        backend = _instances.get(key)
+        if backend is None:
+            backend = _instances[key] = CupyBackend(modules, device, *bounds)
     return backend
 
 

@@ -22,6 +22,11 @@ from contextlib import contextmanager
 import numpy as np
 import scipy.fft
 
+#: Transform calls per direction that a chunk transform makes for one chunk of rows, at
+#: most: more wastes fewer padding rows, fewer makes fewer calls (each one synchronises
+#: FFTW's threads, or launches a GPU kernel).
+MAX_PIECES = 3
+
 REAL_TO_COMPLEX = {np.dtype(np.float32): np.dtype(np.complex64),
                    np.dtype(np.float64): np.dtype(np.complex128)}
 
@@ -60,8 +65,7 @@ class BlockFFT:
         self.real_in = self._empty((rows_in, n), self.dtype)
         self.spectrum_in = self._empty((rows_out, n // 2 + 1), REAL_TO_COMPLEX[self.dtype])
 
-    @staticmethod
-    def _empty(shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
+    def _empty(self, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
         return np.empty(shape, dtype)
 
     @contextmanager
@@ -100,3 +104,22 @@ class BlockFFT:
         """
         data = self.spectrum_in if rows is None else self.spectrum_in[:rows]
         return scipy.fft.irfft(data, self.n, axis=-1, norm="forward", workers=self.threads)
+
+
+def pieces(rows: int, capacity: int) -> list[int]:
+    """Sizes of the row pieces that transform the first `rows` of `capacity` rows.
+
+    Powers of two, largest first, at most :data:`MAX_PIECES` (the last one rounded
+    up, so some rows past `rows` may be transformed too), or ``[capacity]`` when
+    `rows` fills the capacity or the rounding would run past it.
+    """
+    if rows >= capacity:
+        return [capacity]
+    sizes: list[int] = []
+    left = rows
+    while left > 0:
+        last = len(sizes) == MAX_PIECES - 1
+        size = 1 << ((left - 1).bit_length() if last else left.bit_length() - 1)
+        sizes.append(size)
+        left -= size
+    return sizes if sum(sizes) <= capacity else [capacity]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft
 
-from fftconv.backends import Backend
+from fftconv.backends.cpu import CPUBackend
 
 
-class NumpyBackend(Backend):
+class NumpyBackend(CPUBackend):
     """Real FFTs with :func:`scipy.fft.rfft` / :func:`scipy.fft.irfft`.
 
     Thread safety: :mod:`scipy.fft` keeps no state that a call mutates, so calls from

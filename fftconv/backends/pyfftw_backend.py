@@ -86,8 +86,9 @@ from fftconv._files import (
     save_wisdom_env,
     warn_once,
 )
-from fftconv.backends import _COMPLEX_TO_REAL, _REAL_TO_COMPLEX, Backend
-from fftconv.backends.blocks import BlockFFT
+from fftconv.backends.base import _COMPLEX_TO_REAL, _REAL_TO_COMPLEX
+from fftconv.backends.blocks import BlockFFT, pieces
+from fftconv.backends.cpu import CPUBackend
 
 #: Name of the wisdom file in the cache directory.
 WISDOM_FILE = "fftw-wisdom.json"
@@ -108,10 +109,6 @@ MEASURE_AT_USE = 3
 #: adds to any process, however short, by about the time already spent, while plans
 #: that keep running get measured (and kept as wisdom for later processes).
 MEASURE_AFTER_SECONDS = 2.0
-#: FFTW calls per direction that a chunk transform makes for one chunk of rows, at most:
-#: more wastes fewer padding rows, fewer makes fewer calls (each one synchronises
-#: FFTW's threads).
-MAX_PIECES = 3
 #: Pieces of fewer samples (rows times length) run on one thread: FFTW_ESTIMATE plans
 #: split any transform over every thread, and waking them costs more than it saves on
 #: a small one.
@@ -142,7 +139,7 @@ class _Slot:
         self.fftw: pyfftw.FFTW | None = None
 
 
-class PyFFTWBackend(Backend):
+class PyFFTWBackend(CPUBackend):
     """Real FFTs with cached FFTW plans.
 
     Thread safety: an FFTW plan object executes on the arrays it was last given, so one
@@ -435,25 +432,6 @@ class _FFTWBlockFFT(BlockFFT):
             plan.fftw.execute()
             plan.seconds += time.perf_counter() - begin
             start += size
-
-
-def pieces(rows: int, capacity: int) -> list[int]:
-    """Sizes of the row pieces that transform the first `rows` of `capacity` rows.
-
-    Powers of two, largest first, at most :data:`MAX_PIECES` (the last one rounded
-    up, so some rows past `rows` may be transformed too), or ``[capacity]`` when
-    `rows` fills the capacity or the rounding would run past it.
-    """
-    if rows >= capacity:
-        return [capacity]
-    sizes: list[int] = []
-    left = rows
-    while left > 0:
-        last = len(sizes) == MAX_PIECES - 1
-        size = 1 << ((left - 1).bit_length() if last else left.bit_length() - 1)
-        sizes.append(size)
-        left -= size
-    return sizes if sum(sizes) <= capacity else [capacity]
 
 
 def wisdom_path() -> Path:

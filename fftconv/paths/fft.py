@@ -16,34 +16,31 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
-from fftconv._arrays import assign_signal, empty_signal
-
-#: Channel pairs (Ci * Co) from which the per-bin product uses a batched matmul
-#: instead of a broadcast multiply-accumulate.
-MATMUL_MIN_PAIRS = 32
+from fftconv.backends import Backend, get_backend
 
 
-def kernel_spectra(w: np.ndarray, n_fft: int, backend: Any) -> np.ndarray:
-    """Spectra of the phase kernels, laid out for the per-bin product.
+def kernel_spectra(w: np.ndarray, n_fft: int, backend: Backend) -> Any:
+    """Spectra of the phase kernels, laid out for the per-bin product, on the device.
 
     Parameters
     ----------
     w : ndarray, shape (G, Co, Ci, Kp), float32 or float64
+        Host or device array.
     n_fft : int
         FFT length, ``>= Kp``.
     backend : Backend
 
     Returns
     -------
-    ndarray, shape (G, n_fft // 2 + 1, Co, Ci), complex64 or complex128
+    array of ``backend.xp``, shape (G, n_fft // 2 + 1, Co, Ci), complex64 or complex128
         Conjugated (correlation) and scaled by ``1 / n_fft`` (so the block
         inverse transforms need no normalisation pass); contiguous.
     """
-    spectra = backend.rfft(w, n_fft, axis=-1)
-    scaled = np.conj(spectra) * spectra.real.dtype.type(1.0 / n_fft)
-    return np.ascontiguousarray(scaled.transpose(0, 3, 1, 2))
+    xp = backend.xp
+    spectra = backend.rfft(backend.to_device(w), n_fft, axis=-1)
+    scaled = xp.conj(spectra) * np.dtype(spectra.real.dtype).type(1.0 / n_fft)
+    return xp.ascontiguousarray(scaled.transpose(0, 3, 1, 2))
 
 
 def block_bytes(batch: int, in_channels: int, out_channels: int, n_fft: int,
@@ -67,16 +64,16 @@ def chunk_blocks(batch: int, in_channels: int, out_channels: int, n_fft: int, it
     return max(1, max_bytes // max(per_block, 1))
 
 
-def corr_valid_fft(x: np.ndarray, spectra: np.ndarray, kp: int, n_fft: int, backend: Any,
-                   max_bytes: int = 1 << 26, time_major: bool = False) -> np.ndarray:
+def corr_valid_fft(x: Any, spectra: Any, kp: int, n_fft: int, backend: Backend,
+                   max_bytes: int = 1 << 26, time_major: bool = False) -> Any:
     """Grouped, stride-1, valid cross-correlation by overlap-save.
 
     ``y[b, g*Co + o, t] = sum_{i, k} w[g, o, i, k] * x[b, g*Ci + i, t + k]``
 
     Parameters
     ----------
-    x : ndarray, shape (B, G*Ci, L), float32 or float64
-    spectra : ndarray, shape (G, n_fft // 2 + 1, Co, Ci)
+    x : array of ``backend.xp``, shape (B, G*Ci, L), float32 or float64
+    spectra : array of ``backend.xp``, shape (G, n_fft // 2 + 1, Co, Ci)
         From :func:`kernel_spectra` of ``w`` with shape (G, Co, Ci, Kp).
     kp : int
         Phase kernel length ``Kp <= L``.
@@ -96,14 +93,14 @@ def corr_valid_fft(x: np.ndarray, spectra: np.ndarray, kp: int, n_fft: int, back
 
     Returns
     -------
-    ndarray, shape (B, G*Co, L - kp + 1)
+    array of ``backend.xp``, shape (B, G*Co, L - kp + 1)
     """
     b, gci, length = x.shape
     groups, _, c_out, c_in = spectra.shape
     t_total = length - kp + 1
     step = n_fft - kp + 1
     n_blocks = -(-t_total // step)
-    out = empty_signal((b, groups * c_out, t_total), x.dtype, time_major)
+    out = backend.empty_signal((b, groups * c_out, t_total), x.dtype, time_major)
     if out.size == 0:
         return out
     chunk = chunk_blocks(b, gci, groups * c_out, n_fft, x.itemsize, max_bytes)
@@ -112,22 +109,23 @@ def corr_valid_fft(x: np.ndarray, spectra: np.ndarray, kp: int, n_fft: int, back
         for first in range(0, n_blocks, chunk):
             count = min(chunk, n_blocks - first)
             rows_in, rows_out = b * gci * count, b * groups * c_out * count
-            _gather_blocks(x, first, step, _split_rows(fft.real_in[:rows_in], b, gci, count))
-            spec_in = _split_rows(fft.forward(rows_in), b, groups * c_in, count)
+            split = _splitter(backend, b, count)
+            _gather_blocks(x, first, step, split(fft.real_in[:rows_in], gci), backend)
+            spec_in = split(fft.forward(rows_in), groups * c_in)
             _per_bin_product(spec_in.reshape(b, groups, c_in, count, -1), spectra,
-                             out=_split_rows(fft.spectrum_in[:rows_out], b, groups * c_out,
-                                             count).reshape(b, groups, c_out, count, -1))
-            blocks = _split_rows(fft.inverse(rows_out), b, groups * c_out, count)
-            _scatter_blocks(blocks, first * step, step, out)
+                             split(fft.spectrum_in[:rows_out], groups * c_out).reshape(
+                                 b, groups, c_out, count, -1), backend)
+            blocks = split(fft.inverse(rows_out), groups * c_out)
+            _scatter_blocks(blocks, first * step, step, out, backend)
     return out
 
 
-def _split_rows(rows: np.ndarray, b: int, c: int, count: int) -> np.ndarray:
-    """The rows ``(B*C*count, m)`` as a ``(B, C, count, m)`` view (never a copy)."""
-    return np.reshape(rows, (b, c, count, rows.shape[-1]), copy=False)
+def _splitter(backend: Backend, b: int, count: int) -> Any:
+    """``split(rows, c)``: rows ``(B*c*count, m)`` as a ``(B, c, count, m)`` view, no copy."""
+    return lambda rows, c: backend.reshape_view(rows, (b, c, count, rows.shape[-1]))
 
 
-def _scatter_blocks(blocks: np.ndarray, start: int, step: int, out: np.ndarray) -> None:
+def _scatter_blocks(blocks: Any, start: int, step: int, out: Any, backend: Backend) -> None:
     """Write the first `step` samples of each block to ``out[..., start:]`` (clipped).
 
     blocks : (B, C, count, n_fft); out : (B, C, T).
@@ -136,15 +134,15 @@ def _scatter_blocks(blocks: np.ndarray, start: int, step: int, out: np.ndarray) 
     stop = min(out.shape[-1], start + count * step)
     full = (stop - start) // step
     if full:
-        target = np.reshape(out[:, :, start:start + full * step],
-                            out.shape[:2] + (full, step), copy=False)
-        assign_signal(target, blocks[:, :, :full, :step])
+        target = backend.reshape_view(out[:, :, start:start + full * step],
+                                      out.shape[:2] + (full, step))
+        backend.assign(target, blocks[:, :, :full, :step])
     rest = stop - start - full * step
     if rest:
-        assign_signal(out[:, :, stop - rest:stop], blocks[:, :, full, :rest])
+        backend.assign(out[:, :, stop - rest:stop], blocks[:, :, full, :rest])
 
 
-def _gather_blocks(x: np.ndarray, first: int, step: int, seg: np.ndarray) -> None:
+def _gather_blocks(x: Any, first: int, step: int, seg: Any, backend: Backend) -> None:
     """Copy blocks ``first ..`` of ``n_fft`` samples, ``step`` apart, into `seg`.
 
     seg : ndarray, shape (B, C, count, n_fft); samples past the end of `x` are zeros.
@@ -155,10 +153,8 @@ def _gather_blocks(x: np.ndarray, first: int, step: int, seg: np.ndarray) -> Non
     if inside:
         # The blocks as a (B, C, inside, n_fft) view of x (as sliding_window_view
         # would give, without its per-call checks: 0.15 ms a chunk on long signals).
-        s_b, s_c, s_t = x.strides
-        blocks = as_strided(x[:, :, first * step:], (x.shape[0], x.shape[1], inside, n_fft),
-                            (s_b, s_c, step * s_t, s_t), writeable=False)
-        seg[:, :, :inside] = blocks
+        stop = (first + inside - 1) * step + n_fft
+        seg[:, :, :inside] = backend.windows(x[:, :, first * step:stop], n_fft, step)
     # The last few blocks run past the end of the signal.
     for k in range(inside, count):
         start = (first + k) * step
@@ -167,21 +163,41 @@ def _gather_blocks(x: np.ndarray, first: int, step: int, seg: np.ndarray) -> Non
         seg[:, :, k, avail:] = 0
 
 
-def _per_bin_product(spec_in: np.ndarray, spectra: np.ndarray, out: np.ndarray) -> None:
+def _per_bin_product(spec_in: Any, spectra: Any, out: Any, backend: Backend | None = None,
+                     ) -> None:
     """``out[b, g, o, n, f] = sum_i S[g, f, o, i] * X[b, g, i, n, f]``.
 
-    spec_in : (B, G, Ci, N, F); spectra : (G, F, Co, Ci); out : (B, G, Co, N, F).
+    spec_in : (B, G, Ci, N, F); spectra : (G, F, Co, Ci); out : (B, G, Co, N, F);
+    arrays of ``backend.xp`` (None: the numpy backend).
     """
+    backend = backend or get_backend("numpy")
+    xp = backend.xp
     b, groups, c_in, count, bins = spec_in.shape
     c_out = spectra.shape[2]
-    if c_in * c_out < MATMUL_MIN_PAIRS:
+    if c_in * c_out < backend.traits.matmul_min_pairs:
         # Few channel pairs: broadcast multiply-accumulate over input channels.
         s = spectra.transpose(0, 2, 3, 1)[None, :, :, :, None, :]  # (1, G, Co, Ci, 1, F)
-        np.multiply(spec_in[:, :, None, 0], s[:, :, :, 0], out=out)
+        xp.multiply(spec_in[:, :, None, 0], s[:, :, :, 0], out=out)
         for i in range(1, c_in):
             out += spec_in[:, :, None, i] * s[:, :, :, i]
         return
     # Many pairs: one batched complex GEMM per (group, bin).
     cols = spec_in.transpose(1, 4, 2, 0, 3).reshape(groups, bins, c_in, b * count)
-    res = np.matmul(spectra, cols)  # (G, F, Co, B*N)
+    res = xp.matmul(spectra, cols)  # (G, F, Co, B*N)
     out[...] = res.reshape(groups, bins, c_out, b, count).transpose(3, 0, 2, 4, 1)
+
+
+class FFTPath:
+    """The engine's ``'fft'`` path: overlap-save on the phase inputs, then reassembly."""
+
+    def prepare(self, w: np.ndarray, plan: Any, backend: Backend) -> Any:
+        """The phase kernels' spectra at ``plan.n_fft`` on the device (:func:`kernel_spectra`)."""
+        return kernel_spectra(w, plan.n_fft, backend)
+
+    def run(self, x: Any, spectra: Any, plan: Any, job: Any) -> Any:
+        """The layer output ``(B, C_out, n_out)``, without bias, for the input ``(B, C_in, W)``."""
+        backend, poly = job.backend, job.poly
+        xs = poly.phase_inputs(x, job.n_out, backend)
+        y = corr_valid_fft(xs, spectra, plan.problem.kernel_length, plan.n_fft, backend,
+                           job.memory.fft_bytes, job.time_major)
+        return poly.reassemble(y, job.n_out, x.shape[1], job.time_major, backend)

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The checks that need a GPU, in under 8 minutes: the gpu-marked tests, then the
+# GPU benchmark.  Run from the repository root on a machine with CuPy and a CUDA
+# device (pyFFTW, soundfile and hypothesis are not needed):
+#
+#     benchmarks/device_check.sh OUTDIR
+#
+# Writes OUTDIR/device_check.log (everything printed), OUTDIR/pytest.xml (JUnit),
+# OUTDIR/gpu_benchmarks.json (the benchmark's results) and OUTDIR/summary.json.
+# Exit status: 0 if the tests and the benchmark's cross-checks passed.
+set -u
+
+out=${1:?usage: benchmarks/device_check.sh OUTDIR}
+mkdir -p "$out"
+log="$out/device_check.log"
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
+export FFTCONV_CACHE_DIR="$out/cache"  # wisdom and plan wisdom of this run only
+export FFTCONV_SAVE_WISDOM=0
+
+{
+    echo "== device_check $(date -u +%Y-%m-%dT%H:%M:%SZ) in $root"
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 || true
+    python -c 'import sys, numpy, cupy; print(sys.version.split()[0], "numpy", numpy.__version__,
+               "cupy", cupy.__version__, "devices", cupy.cuda.runtime.getDeviceCount())' 2>&1
+} >"$log"
+
+# The gpu-marked tests: the GPU's own (test_gpu.py) and the golden and property
+# cases on the real CuPy backend; the stand-in tests of the backend's logic too
+# (fast, and they must pass here as well).  The property tests (the layer's and
+# the stream's) need hypothesis.
+tests=(tests/test_gpu.py tests/test_golden.py tests/test_cupy_backend.py)
+python -c 'import hypothesis' 2>/dev/null && tests+=(tests/test_property.py tests/test_streaming.py)
+echo "== pytest ${tests[*]}" >>"$log"
+timeout 270 python -m pytest -q -p no:cacheprovider --junitxml="$out/pytest.xml" \
+    -k "gpu or cupy" "${tests[@]}" >>"$log" 2>&1
+tests_status=$?
+
+echo "== gpu_benchmarks" >>"$log"
+timeout 200 python benchmarks/gpu_benchmarks.py --repeat 20 --max-seconds 150 \
+    --json "$out/gpu_benchmarks.json" >>"$log" 2>&1
+bench_status=$?
+
+printf '{"tests_status": %d, "benchmark_status": %d}\n' "$tests_status" "$bench_status" \
+    >"$out/summary.json"
+grep -E "passed|failed|error" "$log" | tail -n 3
+sed -n '/^| workload/,$p' "$log"
+[ "$tests_status" -eq 0 ] && [ "$bench_status" -eq 0 ]

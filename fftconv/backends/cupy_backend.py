@@ -1,0 +1,388 @@
+"""GPU backend on CuPy: arrays in device memory, cuFFT transforms, cuBLAS GEMMs.
+
+CuPy is imported only when this backend is asked for (``backend='cupy'``, or an
+input that is a CuPy array with ``backend='auto'``): ``import fftconv`` never
+needs it, and a CuPy array is recognised by its type's module name without
+importing anything.
+
+Everything the backend takes from CuPy comes through one :class:`DeviceModules`
+namespace (the array module, cuFFT through ``cupyx.scipy.fft``, cuBLAS's
+``gemm``, the device of an array, ...).  :func:`load_cupy` builds it from CuPy;
+tests build one from NumPy and SciPy (an ndarray subclass playing the device
+array) and :func:`install` it, so that this module's logic - backend selection,
+plans and spectra cached per device, chunked transforms, where results go, the
+error messages - runs in CI on machines without a GPU.
+
+Plans
+-----
+The overlap-save path's block transforms run over at most
+:data:`~fftconv.backends.blocks.MAX_PIECES` pieces of power-of-two row counts
+(:func:`~fftconv.backends.blocks.pieces`), so a few cuFFT plans serve inputs of
+every width.  The backend holds them in a :class:`PlanCache` bounded by count and
+by bytes of cuFFT work area (``[cupy] max_plans`` and ``max_plan_bytes`` in the
+configuration); CuPy's own plan cache (16 plans, keyed by the batch too) only
+sees the one-off transforms of kernel spectra.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fftconv.backends.base import _COMPLEX_TO_REAL, _REAL_TO_COMPLEX, Backend, DeviceTraits
+from fftconv.backends.blocks import BlockFFT, pieces
+
+#: On a GPU every kernel launch costs some microseconds, so the broadcast form of
+#: the per-bin product (one launch per input channel) is kept for the fewest pairs
+#: only; the shifted GEMMs (one cuBLAS call per tap and block of rows) need
+#: channels enough to fill the device, as on the CPU.
+CUDA_TRAITS = DeviceTraits(kind="cuda", matmul_min_pairs=4, shifted_min_channels=16)
+
+#: How to get CuPy, for error messages.
+INSTALL_HINT = ("install CuPy for your CUDA version with fftconv's extra, "
+                "`pip install 'fftconv[cuda12]'` or `pip install 'fftconv[cuda13]'`")
+
+
+@dataclass(frozen=True)
+class DeviceModules:
+    """What the backend uses of CuPy (or of a stand-in for it).
+
+    Attributes
+    ----------
+    xp : module
+        The array module (``cupy``).
+    fft : module
+        ``rfft`` and ``irfft(x, n, axis, norm, overwrite_x, plan=)`` and
+        ``get_fft_plan(a, shape, axes, value_type)`` (``cupyx.scipy.fft``).
+    special : module
+        Element-wise special functions, ``erf``, ``expit`` (``cupyx.scipy.special``).
+    array_type : type
+        The device array type (``cupy.ndarray``).
+    as_strided : callable ``(x, shape, strides) -> view``
+    gemm : callable ``(a, b, out, beta) -> None``
+        ``out[...] = a @ b + beta * out`` in place, C-contiguous operands.
+    to_host : callable ``(x) -> numpy.ndarray``
+    device_of : callable ``(x) -> int``
+        The id of the device holding array `x`.
+    current_device : callable ``() -> int``
+    use_device : callable ``(id) -> context manager``
+    synchronize : callable ``() -> None``
+        Wait for the current device's work.
+    plan_nbytes : callable ``(plan) -> int``
+        Bytes of device memory a transform plan holds (its work area).
+    total_memory : callable ``(id) -> int``
+        Bytes of memory of a device.
+    """
+
+    xp: Any
+    fft: Any
+    special: Any
+    array_type: type
+    as_strided: Callable[[Any, tuple[int, ...], tuple[int, ...]], Any]
+    gemm: Callable[[Any, Any, Any, float], None]
+    to_host: Callable[[Any], np.ndarray]
+    device_of: Callable[[Any], int]
+    current_device: Callable[[], int]
+    use_device: Callable[[int], AbstractContextManager]
+    synchronize: Callable[[], None]
+    plan_nbytes: Callable[[Any], int]
+    total_memory: Callable[[int], int]
+
+
+_lock = threading.Lock()
+_cupy: DeviceModules | None = None
+_installed: DeviceModules | None = None
+
+
+def load_cupy() -> DeviceModules:
+    """CuPy's modules, imported once; the device count is checked.
+
+    Raises
+    ------
+    ImportError
+        If CuPy (or ``cupyx``) cannot be imported; the message says how to install it.
+    RuntimeError
+        If CuPy finds no CUDA device (or no usable driver).
+    """
+    global _cupy
+    with _lock:
+        if _cupy is None:
+            _cupy = _cupy_modules()
+        return _cupy
+
+
+def _cupy_modules() -> DeviceModules:
+    try:
+        import cupy
+        import cupy.cublas
+        import cupyx.scipy.fft
+        import cupyx.scipy.special
+    except ImportError as err:
+        raise ImportError(f"backend 'cupy' needs CuPy, which could not be imported ({err}); "
+                          f"{INSTALL_HINT}, or use backend='auto' or 'numpy'.") from err
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+        reason = "no device"
+    except cupy.cuda.runtime.CUDARuntimeError as err:
+        count, reason = 0, str(err)
+    if count == 0:
+        raise RuntimeError(f"backend 'cupy' needs a CUDA GPU, and CuPy {cupy.__version__} "
+                           f"finds none ({reason}); use backend='auto' or 'numpy' here.")
+
+    def gemm(a: Any, b: Any, out: Any, beta: float) -> None:
+        cupy.cublas.gemm("N", "N", a, b, out=out, beta=beta)
+
+    def plan_nbytes(plan: Any) -> int:
+        area = getattr(plan, "work_area", None)
+        return int(area.mem.size) if area is not None else 0
+
+    def synchronize() -> None:
+        cupy.cuda.get_current_stream().synchronize()
+
+    return DeviceModules(
+        xp=cupy, fft=cupyx.scipy.fft, special=cupyx.scipy.special, array_type=cupy.ndarray,
+        as_strided=cupy.lib.stride_tricks.as_strided, gemm=gemm,
+        to_host=cupy.asnumpy, device_of=lambda x: x.device.id,
+        current_device=lambda: cupy.cuda.Device().id, use_device=cupy.cuda.Device,
+        synchronize=synchronize, plan_nbytes=plan_nbytes,
+        total_memory=lambda device: cupy.cuda.Device(device).mem_info[1])
+
+
+def install(modules: DeviceModules | None) -> None:
+    """Use `modules` in place of CuPy from now on (None: CuPy again).
+
+    For tests: a stand-in built on NumPy runs this backend's logic on the CPU.
+    """
+    global _installed
+    with _lock:
+        _installed = modules
+
+
+def device_modules() -> DeviceModules:
+    """The installed stand-in, else CuPy's modules (see :func:`load_cupy`)."""
+    return _installed or load_cupy()
+
+
+def modules_of(x: Any) -> DeviceModules | None:
+    """The device modules whose array `x` is, or None for host data.
+
+    A CuPy array is recognised by its type's module name, so nothing is
+    imported for host data.
+    """
+    installed = _installed
+    if installed is not None and isinstance(x, installed.array_type):
+        return installed
+    if type(x).__module__.split(".")[0] in ("cupy", "cupyx"):
+        return load_cupy()
+    return None
+
+
+class PlanCache:
+    """Transform plans by key, the least recently used dropped beyond a count or a size.
+
+    Parameters
+    ----------
+    max_plans : int
+        Plans kept, ``>= 1``.
+    max_bytes : int
+        Bytes of the plans' work areas kept; the plan just made is always kept.
+    nbytes : callable ``(plan) -> int``
+
+    Attributes
+    ----------
+    made : int
+        Plans made so far (a cache hit makes none).
+    """
+
+    def __init__(self, max_plans: int, max_bytes: int, nbytes: Callable[[Any], int]) -> None:
+        self.max_plans = max_plans
+        self.max_bytes = max_bytes
+        self._nbytes = nbytes
+        self._plans: OrderedDict[tuple, tuple[Any, int]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.made = 0
+
+    def __len__(self) -> int:
+        return len(self._plans)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the cached plans."""
+        with self._lock:
+            return sum(size for _, size in self._plans.values())
+
+    def get(self, key: tuple, make: Callable[[], Any]) -> Any:
+        """The plan for `key`, made by `make` if missing."""
+        with self._lock:
+            found = self._plans.pop(key, None)
+            if found is None:
+                plan = make()
+                found = (plan, self._nbytes(plan))
+                self.made += 1
+            self._plans[key] = found  # most recently used last
+            total = sum(size for _, size in self._plans.values())
+            while len(self._plans) > 1 and (len(self._plans) > self.max_plans
+                                            or total > self.max_bytes):
+                _, (_, size) = self._plans.popitem(last=False)
+                total -= size
+            return found[0]
+
+
+class CupyBackend(Backend):
+    """Arrays, transforms and GEMMs on one CUDA device.
+
+    Thread safety: the plan cache has a lock; the block transforms are used under
+    their :meth:`BlockFFT.use` lock, as on the CPU.
+
+    Parameters
+    ----------
+    modules : DeviceModules
+        CuPy's (:func:`load_cupy`) or a stand-in's.
+    device_id : int
+        The device whose memory the arrays live in.
+    max_plans, max_plan_bytes : int
+        Bounds of the block transforms' plan cache (:class:`PlanCache`).
+
+    Attributes
+    ----------
+    plans : PlanCache
+    """
+
+    name = "cupy"
+    traits = CUDA_TRAITS
+
+    def __init__(self, modules: DeviceModules, device_id: int, max_plans: int,
+                 max_plan_bytes: int) -> None:
+        super().__init__(threads=1)
+        self.modules = modules
+        self.xp = modules.xp
+        self.device_id = device_id
+        self.device = f"cuda:{device_id}"
+        self.plans = PlanCache(max_plans, max_plan_bytes, modules.plan_nbytes)
+
+    def __repr__(self) -> str:
+        return (f"CupyBackend(device={self.device!r}, max_plans={self.plans.max_plans}, "
+                f"max_plan_bytes={self.plans.max_bytes})")
+
+    # -- arrays on the device ------------------------------------------------
+
+    def _as_strided(self, x: Any, shape: tuple[int, ...], strides: tuple[int, ...]) -> Any:
+        return self.modules.as_strided(x, shape, strides)
+
+    def reshape_view(self, a: Any, shape: tuple[int, ...]) -> Any:
+        out = a.reshape(shape)
+        # A copy lives elsewhere: its first element's address differs.
+        if out.size and out.data.ptr != a.data.ptr:
+            raise ValueError(f"reshape_view: shape {a.shape} with strides {a.strides} "
+                             f"cannot be viewed as {shape} without a copy.")
+        return out
+
+    def gemm_accumulate(self, a: Any, b: Any, out: Any, beta: float) -> None:
+        if out.size:
+            self.modules.gemm(a, b, out, beta)
+
+    def scratch(self, name: str, shape: tuple[int, ...], dtype: Any) -> Any:
+        # CuPy's memory pool already hands a freed block to the next request.
+        return self.xp.empty(shape, dtype)
+
+    def owns(self, x: Any) -> bool:
+        return (isinstance(x, self.modules.array_type)
+                and self.modules.device_of(x) == self.device_id)
+
+    def to_device(self, x: Any) -> Any:
+        with self.activate():
+            return self.xp.asarray(x)
+
+    def to_host(self, x: Any) -> np.ndarray:
+        return self.modules.to_host(x)
+
+    def synchronize(self) -> None:
+        with self.activate():
+            self.modules.synchronize()
+
+    @contextmanager
+    def activate(self) -> Iterator[None]:
+        with self.modules.use_device(self.device_id):
+            yield
+
+    def total_memory(self) -> int:
+        """Bytes of memory of this backend's device."""
+        return self.modules.total_memory(self.device_id)
+
+    # -- transforms ------------------------------------------------------------
+
+    def _rfft(self, a: Any, n: int, axis: int) -> Any:
+        return self.modules.fft.rfft(a, n=n, axis=axis)
+
+    def _irfft(self, a: Any, n: int, axis: int) -> Any:
+        return self.modules.fft.irfft(a, n=n, axis=axis)
+
+    def _make_block_fft(self, kind: str, rows_in: int, rows_out: int, n: int,
+                        dtype: np.dtype) -> BlockFFT:
+        return _CupyBlockFFT(self, rows_in, rows_out, n, dtype)
+
+    def transform(self, kind: str, source: Any, rows: int, n: int) -> Any:
+        """The first `rows` rows of `source` transformed, by pieces through cached plans.
+
+        Parameters
+        ----------
+        kind : {'R2C', 'C2R'}
+            Forward (unnormalised) or inverse (unnormalised, ``n`` times numpy's).
+        source : array, shape (capacity, n) real or (capacity, n // 2 + 1) complex
+            C-contiguous.  Rows past `rows` up to the end of the last piece are
+            zeroed; a 'C2R' source is destroyed.
+        rows : int
+        n : int
+
+        Returns
+        -------
+        array, shape (rows, n // 2 + 1) complex or (rows, n) real
+            A new array.
+        """
+        sizes = pieces(rows, source.shape[0]) if rows else []
+        stop = sum(sizes)
+        if stop > rows:
+            source[rows:stop] = 0  # no garbage (NaN) through the padding rows
+        fft, outputs, start = self.modules.fft, [], 0
+        for size in sizes:
+            part = source[start:start + size]
+            plan = self.plans.get((kind, n, size, part.dtype.str), lambda part=part: (
+                fft.get_fft_plan(part, shape=(n,), axes=(-1,), value_type=kind)))
+            if kind == "R2C":
+                outputs.append(fft.rfft(part, n=n, axis=-1, plan=plan))
+            else:
+                outputs.append(fft.irfft(part, n=n, axis=-1, norm="forward", overwrite_x=True,
+                                         plan=plan))
+            start += size
+        if not outputs:
+            width, dtype = ((n // 2 + 1, _REAL_TO_COMPLEX[source.dtype]) if kind == "R2C"
+                            else (n, _COMPLEX_TO_REAL[source.dtype]))
+            return self.xp.empty((0, width), dtype)
+        whole = outputs[0] if len(outputs) == 1 else self.xp.concatenate(outputs)
+        return whole[:rows]
+
+
+class _CupyBlockFFT(BlockFFT):
+    """:class:`BlockFFT` with device buffers, transformed by :meth:`CupyBackend.transform`."""
+
+    def __init__(self, backend: CupyBackend, rows_in: int, rows_out: int, n: int,
+                 dtype: np.dtype) -> None:
+        self._backend = backend
+        super().__init__(rows_in, rows_out, n, dtype, threads=1)
+
+    def _empty(self, shape: tuple[int, int], dtype: np.dtype) -> Any:
+        return self._backend.xp.empty(shape, dtype)
+
+    def forward(self, rows: int | None = None) -> Any:
+        rows = self.real_in.shape[0] if rows is None else rows
+        return self._backend.transform("R2C", self.real_in, rows, self.n)
+
+    def inverse(self, rows: int | None = None) -> Any:
+        rows = self.spectrum_in.shape[0] if rows is None else rows
+        return self._backend.transform("C2R", self.spectrum_in, rows, self.n)
