@@ -417,8 +417,18 @@ def read_config(path: str | os.PathLike) -> Config:
 
 @cache
 def _default_config() -> Config:
-    text = resources.files("fftconv.configs").joinpath("default.toml").read_text()
-    return parse_config(tomllib.loads(text), DEFAULT_SOURCE)
+    return parse_config(tomllib.loads(default_config_path().read_text(encoding="utf-8")),
+                        DEFAULT_SOURCE)
+
+
+def default_config_path() -> Path:
+    """The packaged ``default.toml``: installed as ``fftconv.configs``, or, in a source
+    checkout used without installing (``PYTHONPATH`` at the repository root),
+    ``configs/default.toml`` beside the package."""
+    try:
+        return Path(str(resources.files("fftconv.configs").joinpath("default.toml")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / DEFAULT_SOURCE
 
 
 @cache

@@ -89,3 +89,19 @@ def test_filter_without_soundfile_is_a_one_line_error():
     assert result.stderr.startswith("fftconv filter: error: reading and writing audio files "
                                     "needs the soundfile package")
     assert "pip install soundfile" in result.stderr
+
+
+def test_default_config_is_found_in_a_source_checkout_without_installing(monkeypatch):
+    # Run from the repository root with PYTHONPATH=. there is no fftconv.configs
+    # package (pyproject maps configs/ to it on install); the default is beside it.
+    from importlib import resources
+
+    from fftconv import config
+
+    def missing(name):
+        raise ModuleNotFoundError(f"No module named {name!r}")
+
+    installed = config.default_config_path()
+    monkeypatch.setattr(resources, "files", missing)
+    path = config.default_config_path()
+    assert path.name == "default.toml" and path.read_bytes() == installed.read_bytes()
