@@ -174,7 +174,8 @@ class Engine:
         return self._plan(_plan_key(input_shape, dtype, name), backend)[0]
 
     def __call__(self, x: Any, kernel: Callable[[], np.ndarray],
-                 token: Hashable | None, time_major: bool = False) -> Any:
+                 token: Hashable | None, time_major: bool = False,
+                 keep: dict[int, list] | None = None) -> Any:
         """Filter `x`, without bias or activation.
 
         With ``planning='measure'``, the first call of an input shape that the
@@ -197,6 +198,11 @@ class Engine:
         time_major : bool
             Lay the result out channels last in memory (the caller's layout),
             so that no transposing copy follows.
+        keep : dict or None
+            If given and the call runs the FFT path, it receives the spectra of
+            the input blocks, ``keep[n_fft]`` (see
+            :func:`~fftconv.paths.fft.corr_valid_fft`), for the kernel gradient
+            (:class:`~fftconv.vjp.Adjoint`).  A call that measures keeps none.
 
         Returns
         -------
@@ -206,10 +212,10 @@ class Engine:
         """
         backend = self.backend_for(x)
         with backend.activate():
-            return self._call(backend, x, kernel, token, time_major)
+            return self._call(backend, x, kernel, token, time_major, keep)
 
     def _call(self, backend: Backend, x: Any, kernel: Callable[[], np.ndarray],
-              token: Hashable | None, time_major: bool) -> Any:
+              token: Hashable | None, time_major: bool, keep: dict[int, list] | None) -> Any:
         x = backend.to_device(x)
         key = _plan_key(x.shape, x.dtype, backend.name)
         chosen, settled = self._plan(key, backend)
@@ -217,7 +223,7 @@ class Engine:
             chosen, y = self._settle(key, chosen, backend, x, kernel, token, time_major)
             if y is not None:
                 return y
-        y = self._run(backend, x, kernel, token, chosen, time_major, self.spectra)
+        y = self._run(backend, x, kernel, token, chosen, time_major, self.spectra, keep)
         if key in self._steady:
             with self._lock:  # the shape was run once: its next call takes the steady plan
                 steady = self._steady.pop(key, None)
@@ -459,12 +465,12 @@ class Engine:
 
     def _run(self, backend: Backend, x: Any, kernel: Callable[[], np.ndarray],
              token: Hashable | None, chosen: Plan, time_major: bool, cache: SpectrumCache,
-             ) -> Any:
+             keep: dict[int, list] | None = None) -> Any:
         """:meth:`execute` on `backend`, with the path's operands kept in `cache`."""
         operands = self._operands(cache, backend, token, kernel, chosen, x.dtype.str)
         config = device_config(self.config, chosen.device)
         job = Job(polyphase(self.spec), self.spec.output_width(x.shape[-1]), backend,
-                  config.memory, time_major)
+                  config.memory, time_major, keep)
         return PATHS[chosen.variant].run(x, operands, chosen, job)
 
     def _phase_kernels(self, token: Hashable | None, kernel: Callable[[], np.ndarray],

@@ -403,20 +403,22 @@ class SignalConv1D:
             y = backend.xp.ascontiguousarray(y, dtype=self.dtype)
         return y if placed else backend.to_host(y)
 
-    def _preactivation(self, x: np.ndarray) -> np.ndarray:
+    def _preactivation(self, x: np.ndarray, keep: dict[int, list] | None = None) -> np.ndarray:
         """The output before the activation, ``(B, C_out, n_out)``, for `x` ``(B, C_in, W)``.
 
-        Laid out channels last in memory (a transposed view) for channels_last layers.
+        Laid out channels last in memory (a transposed view) for channels_last
+        layers.  `keep`: see :meth:`Engine.__call__ <fftconv.engine.Engine.__call__>`.
         """
         y = self.engine(x, lambda: self.kernel, self._kernel_token(),
-                        time_major=self.data_format == "channels_last")
+                        time_major=self.data_format == "channels_last", keep=keep)
         if self.use_bias:
             y += self.engine.backend_for(y).to_device(self.bias)[:, None]
         return y
 
     # -- gradients -----------------------------------------------------------
 
-    def vjp(self, x: Any, g: Any) -> tuple[np.ndarray, list[np.ndarray]]:
+    def vjp(self, x: Any, g: Any, keep_spectra: bool = False,
+            ) -> tuple[np.ndarray, list[np.ndarray]]:
         """Vector-Jacobian products: the gradients of ``sum(self(x) * g)``.
 
         Computed by the engine's paths (see :mod:`fftconv.vjp`), with the
@@ -427,6 +429,14 @@ class SignalConv1D:
         x : array_like, shape (batch, width, C_in) or (batch, C_in, width)
         g : array_like, the shape of ``self(x)``
             Cotangent of the output.
+        keep_spectra : bool
+            With an activation, whose derivative needs the forward pass: if that
+            pass runs the FFT path, keep the spectra of its input blocks for the
+            kernel gradient rather than transforming the blocks again.  Saves
+            those transforms for about ``(n_fft/2 + 1) / (n_fft - Kp + 1)``
+            complex values per input sample and channel, held during the call
+            (``n_fft`` the plan's FFT length, ``Kp`` its phase kernel length,
+            ``K`` at stride 1).  The gradients are the same, to rounding.
 
         Returns
         -------
@@ -444,7 +454,7 @@ class SignalConv1D:
         TypeError
             If the activation is a callable whose derivative is unknown.
         """
-        gradients = self._gradients(x, g)
+        gradients = self._gradients(x, g, keep_spectra)
         return gradients.x, weight_gradients(self._trainable_parameters(),
                                              self.kernel_parameter, gradients)
 
@@ -452,11 +462,12 @@ class SignalConv1D:
     def _adjoint(self) -> Adjoint:
         return Adjoint(self.engine)
 
-    def _gradients(self, x: Any, g: Any) -> Gradients:
+    def _gradients(self, x: Any, g: Any, keep_spectra: bool = False) -> Gradients:
         """Input, kernel and bias gradients of ``sum(self(x) * g)``.
 
         `dx` in `x`'s layout, where `x` lives (as :meth:`__call__` returns `y`);
         the kernel and bias gradients, like the weights, on the host.
+        `keep_spectra` as for :meth:`vjp`.
         """
         backend = self.engine.backend_for(x)
         placed = backend.owns(x)
@@ -471,10 +482,11 @@ class SignalConv1D:
             last = self.data_format == "channels_last"
             if last:
                 x, g = x.transpose(0, 2, 1), g.transpose(0, 2, 1)
+            kept = {} if keep_spectra else None
             if self.activation is not None:
-                g = g * activations.derivative(self.activation)(self._preactivation(x))
+                g = g * activations.derivative(self.activation)(self._preactivation(x, kept))
             grads = self._adjoint(x, g, lambda: self.kernel, self._kernel_token(),
-                                  time_major=last)
+                                  time_major=last, kept=kept)
             dx = backend.xp.ascontiguousarray(grads.x.transpose(0, 2, 1) if last else grads.x)
         return Gradients(dx if placed else backend.to_host(dx), grads.kernel,
                          backend.to_host(grads.bias))
@@ -568,7 +580,8 @@ def signal_conv1d(x: Any, kernel: Any, bias: Any = None, **options: Any) -> np.n
     return layer(x)
 
 
-def signal_conv1d_vjp(x: Any, kernel: Any, g: Any, bias: Any = None,
+def signal_conv1d_vjp(x: Any, kernel: Any, g: Any, bias: Any = None, *,
+                      keep_spectra: bool = False,
                       **options: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Gradients of ``sum(signal_conv1d(x, kernel, bias, **options) * g)``.
 
@@ -578,6 +591,8 @@ def signal_conv1d_vjp(x: Any, kernel: Any, g: Any, bias: Any = None,
         As for :func:`signal_conv1d`.
     g : array_like, the shape of the output
         Cotangent of the output.
+    keep_spectra : bool
+        As for :meth:`SignalConv1D.vjp`.
 
     Returns
     -------
@@ -586,7 +601,7 @@ def signal_conv1d_vjp(x: Any, kernel: Any, g: Any, bias: Any = None,
     dbias : ndarray, shape (C_out,), or None without `bias`
     """
     layer, x = _fixed_kernel_layer("signal_conv1d_vjp", x, kernel, bias, options)
-    gradients = layer._gradients(x, g)
+    gradients = layer._gradients(x, g, keep_spectra)
     return gradients.x, gradients.kernel, None if bias is None else gradients.bias
 
 

@@ -64,6 +64,15 @@ class SignalConv1d(nn.Module):
         converts both as usual).
     method, backend, config, planning
         Engine options, as for :class:`fftconv.SignalConv1D`.
+    keep_spectra : bool
+        Memory for speed.  When the forward pass runs the FFT path and the
+        kernel's gradient is wanted, keep the spectra of its input blocks until
+        the backward pass, which then takes them instead of transforming the
+        blocks again (the same gradient, to rounding), and drops them.  They
+        take about ``(n_fft/2 + 1) / (n_fft - Kp + 1)`` complex values per input
+        sample and channel, ``n_fft / (n_fft - Kp + 1)`` times the input's bytes
+        (``n_fft`` the plan's FFT length, ``Kp`` its phase kernel length, ``K``
+        at stride 1): 4/3 for ``n_fft = 4*Kp``.  Off by default.
 
     Notes
     -----
@@ -71,7 +80,8 @@ class SignalConv1d(nn.Module):
     ``irfft`` that makes the kernel (:func:`fftconv.vjp.rdft_gradients`): the
     ``rfft`` of the kernel's gradient, bins other than DC (and Nyquist for even
     ``K``) doubled, over ``sqrt(K)``.  Only the kernel and, with an activation,
-    the pre-activation output are kept for the backward pass besides `x`.
+    the pre-activation output are kept for the backward pass besides `x` (and
+    the input spectra with `keep_spectra`).
     """
 
     def __init__(self, in_channels: int, filters: int, kernel_support: int,
@@ -82,7 +92,7 @@ class SignalConv1d(nn.Module):
                  kernel_parameter: str = "rdft", kernel_initializer: Any = "variance_scaling",
                  bias_initializer: Any = "zeros", *, dtype: torch.dtype = torch.float32,
                  method: str = "auto", backend: str = "auto", config: Config | str | None = None,
-                 planning: str | None = None) -> None:
+                 planning: str | None = None, keep_spectra: bool = False) -> None:
         super().__init__()
         if not (isinstance(kernel_parameter, str) and kernel_parameter in ("rdft", "variable")):
             raise ValueError(f"`kernel_parameter` must be 'rdft' or 'variable', got "
@@ -98,6 +108,7 @@ class SignalConv1d(nn.Module):
             bias_initializer=bias_initializer, dtype=_DTYPES[dtype], method=method,
             backend=backend, config=config, planning=planning)
         self.output_activation = None if named else activation
+        self.keep_spectra = bool(keep_spectra)
         first = self._layer.data_format == "channels_first"
         self._layer.build((None, self.in_channels, None) if first else
                           (None, None, self.in_channels))
@@ -156,7 +167,8 @@ class SignalConv1d(nn.Module):
         if x.shape[axis] != self.in_channels:
             raise ValueError(f"`x` must have {self.in_channels} channels on axis {axis} "
                              f"({self.data_format}), got shape {tuple(x.shape)}.")
-        y = _SignalConv.apply(x, getattr(self, "bias", None), self, *weights)
+        keep = self.keep_spectra and torch.is_grad_enabled()  # else no backward pass follows
+        y = _SignalConv.apply(x, getattr(self, "bias", None), self, keep, *weights)
         return y if self.output_activation is None else self.output_activation(y)
 
     def get_weights(self) -> list[np.ndarray]:
@@ -190,19 +202,21 @@ class _SignalConv(torch.autograd.Function):
 
     The kernel's parameters come last (one ``kernel``, or ``kernel_imag`` and
     ``kernel_real``); their gradients are the kernel's mapped by
-    :func:`~fftconv.vjp.rdft_gradients` for an RDFT kernel.
+    :func:`~fftconv.vjp.rdft_gradients` for an RDFT kernel.  With `keep`, the
+    spectra of the forward's input blocks wait in ``ctx`` for the kernel gradient.
     """
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, bias: torch.Tensor | None, module: SignalConv1d,
-                *weights: torch.Tensor) -> torch.Tensor:
+                keep: bool, *weights: torch.Tensor) -> torch.Tensor:
         layer = module._layer
         last = layer.data_format == "channels_last"
         kernel = module._kernel_array([_host(w) for w in weights])
         token = _digest(kernel)
         xa = _array(x)
+        ctx.kept = {} if keep and any(ctx.needs_input_grad[4:]) else None
         z = layer.engine(xa.transpose(0, 2, 1) if last else xa, lambda: kernel, token,
-                         time_major=last)
+                         time_major=last, keep=ctx.kept)
         if bias is not None:
             z += _array(bias)[:, None]
         y = z if layer.activation is None else layer.activation(z)
@@ -224,16 +238,17 @@ class _SignalConv(torch.autograd.Function):
         if ctx.z is not None:
             ga = ga * activations.derivative(layer.activation)(ctx.z)
         grads = ctx.module._adjoint(xa, ga, lambda: ctx.kernel, ctx.token, wrt_x=needs[0],
-                                    wrt_kernel=any(needs[3:]), time_major=last)
+                                    wrt_kernel=any(needs[4:]), time_major=last, kept=ctx.kept)
+        ctx.kept = None  # used: free the spectra now, not with the graph
         dx = None
         if needs[0]:
             dx = _tensor(grads.x.transpose(0, 2, 1) if last else grads.x)
         dbias = _tensor(grads.bias) if needs[1] else None
-        dweights = [None] * (len(needs) - 3)
-        if any(needs[3:]):
+        dweights = [None] * (len(needs) - 4)
+        if any(needs[4:]):
             arrays = rdft_gradients(grads.kernel) if len(dweights) == 2 else [grads.kernel]
             dweights = [torch.from_numpy(a).to(x.device) for a in arrays]
-        return dx, dbias, None, *dweights
+        return dx, dbias, None, None, *dweights
 
 
 def _host(t: torch.Tensor) -> np.ndarray:

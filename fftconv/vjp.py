@@ -22,7 +22,9 @@ for a cotangent ``g`` of ``y``) each gradient is the adjoint of that chain:
   gathered-window path otherwise), on the FFT path the forward's transforms
   per block (the forward's blocks of ``xs``, and blocks of ``gy`` in place of
   the kernel spectra), summed over blocks before one inverse transform per
-  kernel.
+  kernel.  The spectra of the blocks of ``xs`` may be kept from the forward
+  pass (:meth:`Engine.__call__ <fftconv.engine.Engine.__call__>`'s `keep`)
+  rather than computed again: memory for time.
 * ``dbias = sum_{b, n} gz``.
 
 A grouped ``corr_valid`` with ``Ci`` inputs per group (the adjoint of a channel
@@ -44,7 +46,7 @@ from fftconv.config import MemoryLimits
 from fftconv.engine import Engine
 from fftconv.parameters import RDFTParameter
 from fftconv.paths.direct import corr_valid_direct
-from fftconv.paths.fft import chunk_blocks, corr_valid_fft, kernel_spectra
+from fftconv.paths.fft import chunk_blocks, corr_valid_fft, corr_valid_spectra, kernel_spectra
 from fftconv.planner import Plan
 from fftconv.reduction import Polyphase, extended_phases, polyphase
 from fftconv.spec import ConvSpec
@@ -87,7 +89,7 @@ class Adjoint:
 
     def __call__(self, x: Any, gz: Any, kernel: Callable[[], np.ndarray],
                  token: Hashable | None, *, wrt_x: bool = True, wrt_kernel: bool = True,
-                 time_major: bool = False) -> Gradients:
+                 time_major: bool = False, kept: dict[int, list] | None = None) -> Gradients:
         """Gradients of ``sum(z * gz)``, ``z`` the layer's output before its activation.
 
         Parameters
@@ -108,6 +110,9 @@ class Adjoint:
             Whether the caller's arrays are channels last in memory: the
             intermediate arrays and ``dx`` are laid out so, to spare
             transposing copies.
+        kept : dict or None
+            The input spectra that the engine's forward call on `x` kept (its
+            `keep`), for the kernel gradient (see :func:`phase_kernel_gradient`).
 
         Returns
         -------
@@ -133,7 +138,7 @@ class Adjoint:
                 gy = phases[..., pad:pad + t].reshape(b, groups, co, t)
                 dw = phase_kernel_gradient(x, gy, n_out, poly,
                                            self.engine.plan_for(x.shape, x.dtype), backend,
-                                           self.engine.config.memory)
+                                           self.engine.config.memory, kept)
                 dkernel = poly.phase_kernels_adjoint(backend.to_host(dw), c_in)
             return Gradients(dx, dkernel, gz.sum(axis=(0, 2)))
 
@@ -184,7 +189,8 @@ def _adjoint_kernel(w: np.ndarray, groups: int) -> np.ndarray:
 
 
 def phase_kernel_gradient(x: Any, gy: Any, n_out: int, poly: Polyphase, chosen: Plan,
-                          backend: Backend, memory: MemoryLimits) -> Any:
+                          backend: Backend, memory: MemoryLimits,
+                          kept: dict[int, list] | None = None) -> Any:
     """Correlate the phase inputs with the phase cotangent: the phase kernels' gradient.
 
     ``dw[g, o, i, k] = sum_{b, t} gy[b, g, o, t] * xs[b, g*Ci + i, t + k]`` with
@@ -196,6 +202,8 @@ def phase_kernel_gradient(x: Any, gy: Any, n_out: int, poly: Polyphase, chosen: 
       cotangent and whose input channels are the batch items, time cut into
       chunks that fit the working-memory budget; on the FFT path the chunks
       into blocks of the plan's length, the blocks of the forward's overlap-save.
+      Their spectra are taken from `kept` where the forward kept them, chunk by
+      chunk as it transformed them (:func:`~fftconv.paths.fft.corr_valid_spectra`).
 
     Parameters
     ----------
@@ -208,6 +216,10 @@ def phase_kernel_gradient(x: Any, gy: Any, n_out: int, poly: Polyphase, chosen: 
         The forward's plan for `x`.
     backend : Backend
     memory : MemoryLimits
+    kept : dict or None
+        What the forward's FFT path kept for `x` (see :class:`Adjoint`): the
+        spectra of its blocks, per chunk, under its FFT length; used when that
+        is the length of `chosen`.
 
     Returns
     -------
@@ -216,36 +228,59 @@ def phase_kernel_gradient(x: Any, gy: Any, n_out: int, poly: Polyphase, chosen: 
     if chosen.variant == "direct-shifted":
         return _shifted_kernel_gradient(x, gy, poly, backend, memory)
     xp = backend.xp
-    xs = poly.phase_inputs(x, n_out, backend)
     b, groups, co, t = gy.shape
-    ci, length = xs.shape[1] // groups, xs.shape[2]
-    kp = length - t + 1
-    dw = xp.zeros((ci, groups * co, kp), dtype=xs.dtype)
-    x4 = xs.reshape(b, groups, ci, length)
+    ci, kp = poly.in_phases * x.shape[1] // groups, poly.phase_kernel_length
+    dw = xp.zeros((ci, groups * co, kp), dtype=x.dtype)
+    spectra = None
     if chosen.path == "fft":
+        spectra = (kept or {}).get(chosen.n_fft)  # if kept, in the forward's chunks
         step = chosen.n_fft - kp + 1
-        chunk = step * chunk_blocks(b, groups * ci, groups * co, chosen.n_fft, xs.itemsize,
-                                    memory.fft_bytes)
+        chunk = step * (spectra[0].shape[3] if spectra else chunk_blocks(
+            b, groups * ci, groups * co, chosen.n_fft, x.itemsize, memory.fft_bytes))
     else:  # one gathered-window GEMM per group and chunk, all of Ci and Kp at once
-        chunk = max(1, memory.direct_bytes // (groups * max(b, 1) * ci * kp * xs.itemsize))
+        chunk = max(1, memory.direct_bytes // (groups * max(b, 1) * ci * kp * x.itemsize))
         step = chunk
-    for t0 in range(0, t if b else 0, chunk):
+    x4 = None if spectra else poly.phase_inputs(x, n_out, backend).reshape(
+        b, groups, ci, t + kp - 1)
+    for i, t0 in enumerate(range(0, t if b else 0, chunk)):
         t1 = min(t, t0 + chunk)
         size = min(step, t1 - t0)
         blocks = -(-(t1 - t0) // size)
-        # Blocks of `size` cotangent samples and the size + Kp - 1 input samples they meet.
-        seg = _zero_extended(x4[..., t0:t1 + kp - 1], blocks * size + kp - 1, xp)
-        windows = backend.windows(seg, size + kp - 1, size)
-        x_blocks = windows.transpose(2, 1, 0, 3, 4).reshape(ci, groups * b * blocks, -1)
         g_blocks = _zero_extended(gy[..., t0:t1], blocks * size, xp).reshape(
             b, groups, co, blocks, size).transpose(1, 2, 0, 3, 4).reshape(
             groups, co, b * blocks, size)
-        if chosen.path == "fft":
-            dw += corr_valid_fft(x_blocks, kernel_spectra(g_blocks, chosen.n_fft, backend),
-                                 size, chosen.n_fft, backend, memory.fft_bytes)
+        if chosen.path != "fft":
+            dw += corr_valid_direct(_input_blocks(x4, t0, t1, size, kp, backend), g_blocks,
+                                    memory.direct_bytes, backend=backend)
+            continue
+        g_spectra = kernel_spectra(g_blocks, chosen.n_fft, backend)
+        if spectra:
+            dw += corr_valid_spectra(spectra[i].reshape(ci, groups, b * blocks, -1), g_spectra,
+                                     kp, chosen.n_fft, backend, memory.fft_bytes)
         else:
-            dw += corr_valid_direct(x_blocks, g_blocks, memory.direct_bytes, backend=backend)
+            dw += corr_valid_fft(_input_blocks(x4, t0, t1, size, kp, backend), g_spectra, size,
+                                 chosen.n_fft, backend, memory.fft_bytes)
     return dw.reshape(ci, groups, co, kp).transpose(1, 2, 0, 3)
+
+
+def _input_blocks(x4: Any, t0: int, t1: int, size: int, kp: int, backend: Backend) -> Any:
+    """The input samples that blocks of `size` cotangent samples ``t0 .. t1`` meet.
+
+    Parameters
+    ----------
+    x4 : array of ``backend.xp``, shape (B, G, Ci, L)
+        The phase inputs.
+
+    Returns
+    -------
+    array of ``backend.xp``, shape (Ci, G*B*blocks, size + Kp - 1)
+        Zeros past the end of `x4`; ``blocks = ceil((t1 - t0) / size)``.
+    """
+    b, groups, ci, _ = x4.shape
+    blocks = -(-(t1 - t0) // size)
+    seg = _zero_extended(x4[..., t0:t1 + kp - 1], blocks * size + kp - 1, backend.xp)
+    windows = backend.windows(seg, size + kp - 1, size)
+    return windows.transpose(2, 1, 0, 3, 4).reshape(ci, groups * b * blocks, -1)
 
 
 def _shifted_kernel_gradient(x: Any, gy: Any, poly: Polyphase, backend: Backend,

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from fft_chunks import gathered_rows, short_chunks
 from golden import RTOL_TFC, array
 
 torch = pytest.importorskip("torch")
@@ -127,3 +128,54 @@ def test_arguments_checked():
 def test_import_fftconv_does_not_import_torch():
     code = "import sys, fftconv; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# -- input spectra kept from the forward pass ------------------------------------------
+
+#: float64 results with and without the kept spectra: the same arithmetic, to rounding.
+RTOL_KEPT = 1e-12
+
+KEPT = [
+    dict(filters=3, kernel_support=9, strides_down=2, padding="same_zeros"),
+    dict(filters=2, kernel_support=7, strides_up=3, padding="same_zeros", channel_separable=True,
+         use_bias=True),
+    dict(filters=2, kernel_support=33, corr=True, padding="same_reflect", use_bias=True,
+         activation="tanh", kernel_parameter="variable", data_format="channels_last"),
+]
+
+
+def _kept_pair(options: dict) -> tuple[SignalConv1d, SignalConv1d]:
+    """One float64 FFT module in several chunks, without and with `keep_spectra`."""
+    plain, kept = (SignalConv1d(2, **options, dtype=torch.float64, method="fft",
+                                config=short_chunks(), bias_initializer="random_normal",
+                                keep_spectra=keep) for keep in (False, True))
+    kept.set_weights(plain.get_weights())
+    return plain, kept
+
+
+@pytest.mark.parametrize("options", KEPT)
+def test_kept_spectra_give_the_same_gradients(options):
+    results = []
+    for module in _kept_pair(options):
+        x = _inputs(module, width=150)
+        y = module(x)
+        y.backward(torch.from_numpy(np.random.default_rng(2).standard_normal(tuple(y.shape))))
+        results.append([y.detach(), x.grad] + [p.grad for p in module.parameters()])
+    for ours, theirs in zip(*results, strict=True):
+        assert np.abs(ours.numpy() - theirs.numpy()).max() <= RTOL_KEPT * theirs.abs().max()
+
+
+def test_kept_spectra_are_not_transformed_again(monkeypatch):
+    rows = gathered_rows(monkeypatch)
+    backward = []
+    for module in _kept_pair(KEPT[0]):
+        x = _inputs(module, width=150).requires_grad_(False)  # the kernel gradient only
+        rows.clear()
+        y = module(x)
+        forward = list(rows)
+        assert bool(y.grad_fn.kept) == module.keep_spectra
+        rows.clear()
+        y.backward(torch.ones_like(y))
+        backward.append(sum(rows))
+        assert y.grad_fn.kept is None  # freed
+    assert len(forward) > 1 and backward == [sum(forward), 0]

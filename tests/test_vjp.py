@@ -8,6 +8,7 @@ from functools import cache
 import numpy as np
 import pytest
 from devices import backend_params, on_device
+from fft_chunks import gathered_rows, short_chunks
 from golden import RTOL_TFC, array
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,6 +16,7 @@ from strategies import geometry_options
 from ways import WAYS, way
 
 from fftconv import SignalConv1D, signal_conv1d, signal_conv1d_vjp
+from fftconv.config import Config
 from fftconv.spec import ConvSpec
 
 FILE = "signalconv1d_grads_tfc.npz"
@@ -253,3 +255,84 @@ def test_gradients_on_the_device(name, method, options):
         np.testing.assert_allclose(device.get(dx_device), dx, rtol=1e-10, atol=1e-12)
     for ours, theirs in zip(grads_device, grads, strict=True):
         np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+
+
+# -- input spectra kept from the forward pass ------------------------------------------
+
+#: float64 gradients with and without the kept spectra: the same arithmetic, to rounding.
+RTOL_KEPT = 1e-12
+
+KEPT_CASES = [
+    dict(filters=3, kernel_support=9, strides_down=2, padding="same_reflect"),
+    dict(filters=2, kernel_support=7, strides_up=3, padding="same_zeros", channel_separable=True),
+    dict(filters=2, kernel_support=6, strides_up=2, strides_down=3, padding="valid",
+         data_format="channels_first"),
+    dict(filters=4, kernel_support=33, corr=True, padding="same_zeros"),
+]
+
+
+def _kept_case(options: dict, config: Config | None, backend: str, method: str = "fft",
+               ) -> tuple[SignalConv1D, np.ndarray, np.ndarray]:
+    """A float64 layer with an activation (its vjp runs the forward), an input and `g`."""
+    rng = np.random.default_rng(5)
+    layer = SignalConv1D(**options, activation="tanh", use_bias=True, method=method,
+                         dtype="float64", config=config, backend=backend,
+                         bias_initializer="random_normal")
+    shape = (3, 2, 150) if options.get("data_format") == "channels_first" else (3, 150, 2)
+    x = rng.standard_normal(shape)
+    return layer, x, rng.standard_normal(layer.compute_output_shape(shape))
+
+
+@pytest.mark.parametrize("name", backend_params())
+@pytest.mark.parametrize("several_chunks", [False, True])
+@pytest.mark.parametrize("options", KEPT_CASES)
+def test_kept_spectra_give_the_same_gradients(name, several_chunks, options):
+    with on_device(name) as device:
+        layer, x, g = _kept_case(options, short_chunks() if several_chunks else None,
+                                 device.backend)
+        x, g = device.put(x), device.put(g)
+        dx, grads = layer.vjp(x, g)
+        dx_kept, grads_kept = layer.vjp(x, g, keep_spectra=True)
+        np.testing.assert_allclose(device.get(dx_kept), device.get(dx), rtol=RTOL_KEPT)
+    for ours, theirs in zip(grads_kept, grads, strict=True):
+        assert_close_to_max(ours, theirs, RTOL_KEPT)
+
+
+def test_functional_keeps_spectra():
+    rng = np.random.default_rng(6)
+    x, kernel = rng.standard_normal((2, 120, 2)), rng.standard_normal((9, 2, 3))
+    options = dict(strides_down=2, padding="same_zeros", activation="tanh", method="fft")
+    g = rng.standard_normal(signal_conv1d(x, kernel, **options).shape)
+    expected = signal_conv1d_vjp(x, kernel, g, **options)
+    kept = signal_conv1d_vjp(x, kernel, g, keep_spectra=True, **options)
+    for ours, theirs in zip(kept[:2], expected[:2], strict=True):
+        assert_close_to_max(ours, theirs, RTOL_KEPT)
+
+
+@pytest.mark.parametrize("name", backend_params())
+def test_kept_spectra_are_not_transformed_again(name, monkeypatch):
+    rows = gathered_rows(monkeypatch)
+    with on_device(name) as device:
+        layer, x, g = _kept_case(KEPT_CASES[0], short_chunks(), device.backend)
+        x, g = device.put(x), device.put(g)
+        layer(x)
+        forward = list(rows)
+        rows.clear()
+        layer.vjp(x, g)
+        again = sum(rows)
+        rows.clear()
+        layer.vjp(x, g, keep_spectra=True)
+    assert len(forward) > 1  # several chunks
+    # Without the option the backward transforms the forward's blocks once more.
+    assert again - sum(rows) == sum(forward)
+
+
+def test_kept_spectra_unused_on_the_direct_path(monkeypatch):
+    rows = gathered_rows(monkeypatch)
+    layer, x, g = _kept_case(KEPT_CASES[0], None, "numpy", "direct-windows")
+    dx, grads = layer.vjp(x, g)
+    dx_kept, grads_kept = layer.vjp(x, g, keep_spectra=True)
+    np.testing.assert_array_equal(dx_kept, dx)
+    for ours, theirs in zip(grads_kept, grads, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    assert not rows

@@ -34,6 +34,9 @@ class Job:
         The device's working-memory budgets.
     time_major : bool
         Lay the result out channels last in memory (a transposed view).
+    keep : dict or None
+        Where the FFT path keeps the spectra of its input blocks, under its FFT
+        length, for the kernel gradient (None: nowhere; direct paths keep none).
     """
 
     poly: Polyphase
@@ -41,3 +44,4 @@ class Job:
     backend: Backend
     memory: MemoryLimits
     time_major: bool
+    keep: dict[int, list] | None = None

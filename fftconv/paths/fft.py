@@ -65,7 +65,8 @@ def chunk_blocks(batch: int, in_channels: int, out_channels: int, n_fft: int, it
 
 
 def corr_valid_fft(x: Any, spectra: Any, kp: int, n_fft: int, backend: Backend,
-                   max_bytes: int = 1 << 26, time_major: bool = False) -> Any:
+                   max_bytes: int = 1 << 26, time_major: bool = False,
+                   keep: list | None = None) -> Any:
     """Grouped, stride-1, valid cross-correlation by overlap-save.
 
     ``y[b, g*Co + o, t] = sum_{i, k} w[g, o, i, k] * x[b, g*Ci + i, t + k]``
@@ -90,6 +91,11 @@ def corr_valid_fft(x: Any, spectra: Any, kp: int, n_fft: int, backend: Backend,
         ``backends.MAX_BLOCK_SHAPES``).
     time_major : bool
         Lay the result out channels last in memory (a transposed view).
+    keep : list or None
+        If given, the spectra of `x`'s blocks are appended to it, copied out of
+        the chunk buffers: per chunk of ``count`` blocks an array ``(Ci, G, B,
+        count, n_fft // 2 + 1)``, complex, the layout of the kernel gradient
+        (:func:`corr_valid_spectra` of the blocks, input channels as its batch).
 
     Returns
     -------
@@ -103,21 +109,77 @@ def corr_valid_fft(x: Any, spectra: Any, kp: int, n_fft: int, backend: Backend,
     out = backend.empty_signal((b, groups * c_out, t_total), x.dtype, time_major)
     if out.size == 0:
         return out
-    chunk = chunk_blocks(b, gci, groups * c_out, n_fft, x.itemsize, max_bytes)
-    fft = backend.chunk_fft(b * gci * chunk, b * groups * c_out * chunk, n_fft, x.dtype)
+    chunk, fft = _chunk_fft(b, gci, groups * c_out, n_fft, x.dtype, max_bytes, backend)
     with fft.use():
         for first in range(0, n_blocks, chunk):
             count = min(chunk, n_blocks - first)
-            rows_in, rows_out = b * gci * count, b * groups * c_out * count
+            rows_in = b * gci * count
             split = _splitter(backend, b, count)
             _gather_blocks(x, first, step, split(fft.real_in[:rows_in], gci), backend)
-            spec_in = split(fft.forward(rows_in), groups * c_in)
-            _per_bin_product(spec_in.reshape(b, groups, c_in, count, -1), spectra,
-                             split(fft.spectrum_in[:rows_out], groups * c_out).reshape(
-                                 b, groups, c_out, count, -1), backend)
-            blocks = split(fft.inverse(rows_out), groups * c_out)
-            _scatter_blocks(blocks, first * step, step, out, backend)
+            spec_in = split(fft.forward(rows_in), gci).reshape(b, groups, c_in, count, -1)
+            if keep is not None:  # copied: the transform's result lasts until its next call
+                keep.append(spec_in.transpose(2, 1, 0, 3, 4).copy())
+            _scatter_blocks(_output_blocks(spec_in, spectra, fft, backend), first * step, step,
+                            out, backend)
     return out
+
+
+def corr_valid_spectra(x_spectra: Any, spectra: Any, n_out: int, n_fft: int,
+                       backend: Backend, max_bytes: int = 1 << 26) -> Any:
+    """:func:`corr_valid_fft` of inputs of one block each, from the spectra of the blocks.
+
+    The same per-bin product and inverse transforms, on spectra computed before
+    (kept by ``corr_valid_fft(..., keep=...)``) instead of transforming blocks.
+
+    Parameters
+    ----------
+    x_spectra : array of ``backend.xp``, shape (B, G, Ci, n_fft // 2 + 1), complex
+        Unnormalised real transforms of input rows of ``L <= n_fft`` samples,
+        zero-padded to `n_fft`.
+    spectra : array of ``backend.xp``, shape (G, n_fft // 2 + 1, Co, Ci)
+        From :func:`kernel_spectra` of ``w`` with shape (G, Co, Ci, Kp).
+    n_out : int
+        Outputs per row, ``L - Kp + 1``.
+    n_fft : int
+    backend : Backend
+    max_bytes : int
+        As for :func:`corr_valid_fft`, whose chunk transforms are shared.
+
+    Returns
+    -------
+    array of ``backend.xp``, shape (B, G*Co, n_out), float32 or float64
+    """
+    b, groups, c_in, _ = x_spectra.shape
+    c_out = spectra.shape[2]
+    dtype = np.dtype(x_spectra.real.dtype)
+    out = backend.empty_signal((b, groups * c_out, n_out), dtype, False)
+    _, fft = _chunk_fft(b, groups * c_in, groups * c_out, n_fft, dtype, max_bytes, backend)
+    with fft.use():
+        blocks = _output_blocks(x_spectra[:, :, :, None], spectra, fft, backend)
+        backend.assign(out, blocks[:, :, 0, :n_out])
+    return out
+
+
+def _chunk_fft(b: int, gci: int, gco: int, n_fft: int, dtype: Any, max_bytes: int,
+               backend: Backend) -> tuple[int, Any]:
+    """Blocks per chunk (:func:`chunk_blocks`) and the chunk transforms of a call's layout."""
+    chunk = chunk_blocks(b, gci, gco, n_fft, np.dtype(dtype).itemsize, max_bytes)
+    return chunk, backend.chunk_fft(b * gci * chunk, b * gco * chunk, n_fft, dtype)
+
+
+def _output_blocks(spec_in: Any, spectra: Any, fft: Any, backend: Backend) -> Any:
+    """Output blocks ``(B, G*Co, N, n_fft)`` from input block spectra ``(B, G, Ci, N, F)``.
+
+    The per-bin product into ``fft.spectrum_in`` and its inverse transforms; the
+    result lies in `fft`'s buffers, valid until their next use.
+    """
+    b, groups, _, count, _ = spec_in.shape
+    c_out = spectra.shape[2]
+    rows_out = b * groups * c_out * count
+    split = _splitter(backend, b, count)
+    _per_bin_product(spec_in, spectra, split(fft.spectrum_in[:rows_out], groups * c_out).reshape(
+        b, groups, c_out, count, -1), backend)
+    return split(fft.inverse(rows_out), groups * c_out)
 
 
 def _splitter(backend: Backend, b: int, count: int) -> Any:
@@ -195,9 +257,14 @@ class FFTPath:
         return kernel_spectra(w, plan.n_fft, backend)
 
     def run(self, x: Any, spectra: Any, plan: Any, job: Any) -> Any:
-        """The layer output ``(B, C_out, n_out)``, without bias, for the input ``(B, C_in, W)``."""
+        """The layer output ``(B, C_out, n_out)``, without bias, for the input ``(B, C_in, W)``.
+
+        With ``job.keep``, the spectra of the phase inputs' blocks go into
+        ``job.keep[plan.n_fft]`` (see :func:`corr_valid_fft`).
+        """
         backend, poly = job.backend, job.poly
         xs = poly.phase_inputs(x, job.n_out, backend)
+        keep = None if job.keep is None else job.keep.setdefault(plan.n_fft, [])
         y = corr_valid_fft(xs, spectra, plan.problem.kernel_length, plan.n_fft, backend,
-                           job.memory.fft_bytes, job.time_major)
+                           job.memory.fft_bytes, job.time_major, keep)
         return poly.reassemble(y, job.n_out, x.shape[1], job.time_major, backend)
