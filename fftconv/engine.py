@@ -24,7 +24,7 @@ from fftconv.planner import (
     Prepared,
     check_method,
     direct_cost,
-    fft_candidates,
+    measurable_fft_candidates,
     method_path,
     plan,
     prepared_for,
@@ -336,18 +336,24 @@ class Engine:
         """The candidates worth timing, the model's choice first, the others cheapest first.
 
         The candidates `method` allows, of which the direct one and the
-        :data:`MEASURED_FFT_LENGTHS` cheapest FFT lengths, each estimated
-        within :data:`HOPELESS_FACTOR` of the model's best; only the model's
-        choice for an empty batch.
+        :data:`MEASURED_FFT_LENGTHS` cheapest FFT lengths of
+        :func:`~fftconv.planner.measurable_fft_candidates` (the planner's and
+        the long-input length's neighbours), each estimated within
+        :data:`HOPELESS_FACTOR` of the model's best; only the model's choice
+        for an empty batch.
         """
         best = model.candidates[0]
         if model.problem.batch == 0:
             return [best]
         allowed = {"auto": ("direct", "fft"), "direct": ("direct",),
                    "fft": ("fft",)}[method_path(self.method)]
+        config = device_config(self.config, model.device)
+        others = [c for c in model.candidates[1:] if c.path == "direct"]
+        others += measurable_fft_candidates(model.problem, config)
         chosen, ffts = [best], int(best.path == "fft")
-        for candidate in model.candidates[1:]:
-            if candidate.path not in allowed or candidate.cost_ns > HOPELESS_FACTOR * best.cost_ns:
+        for candidate in sorted(others, key=lambda c: c.cost_ns):
+            if (candidate.path not in allowed or candidate.cost_ns > HOPELESS_FACTOR * best.cost_ns
+                    or (candidate.path, candidate.n_fft) == (best.path, best.n_fft)):
                 continue
             if candidate.path == "fft":
                 if ffts == MEASURED_FFT_LENGTHS:
@@ -363,9 +369,9 @@ class Engine:
     def _remembered(self, model: Plan) -> Plan | None:
         """`model` with the plan wisdom's winner chosen; None if unknown or no longer valid.
 
-        A winner applies if `method` allows its path and, for the FFT path, the
-        planner lists its length for the problem (7-smooth, at least the phase
-        kernel length, within ``fft.max_fft_length``).
+        A winner applies if `method` allows its path and, for the FFT path, its
+        length is still one that measuring would time
+        (:func:`~fftconv.planner.measurable_fft_candidates`).
         """
         found = plan_wisdom.lookup(self._wisdom_key(model))
         if found is None:
@@ -381,7 +387,8 @@ class Engine:
         if path == "direct":
             return model.choose(Candidate("direct", 0, direct_cost(model.problem, config,
                                                                    model.direct_variant)))
-        lengths = [c for c in fft_candidates(model.problem, config) if c.n_fft == n_fft]
+        lengths = [c for c in measurable_fft_candidates(model.problem, config)
+                   if c.n_fft == n_fft]
         return model.choose(lengths[0]) if lengths else None
 
     def _measure(self, model: Plan, wisdom_key: str, backend: Backend, x: Any,

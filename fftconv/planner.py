@@ -371,6 +371,29 @@ def fft_candidates(p: Problem, config: Config, prepared: Prepared | None = None,
     return [Candidate("fft", int(n[i]), float(cost[i])) for i in order]
 
 
+def measurable_fft_candidates(p: Problem, config: Config) -> list[Candidate]:
+    """FFT lengths worth timing for `p`, with their costs, cheapest first.
+
+    The planner's lengths (:func:`fft_candidates`) and the long-input length's
+    neighbours, half and twice it (where at least the phase kernel length, within
+    ``fft.max_fft_length`` and with kernel spectra within
+    ``memory.spectra_bytes``): on long inputs the planner lists one length only,
+    and the model's optimum can be off by a factor of two either way.
+    """
+    n_long = long_fft_length(p, config)
+    if n_long == 0:
+        return []
+    lengths = set(fft_lengths(p, config).tolist())
+    spectra = p.groups * p.out_channels * p.in_channels * 2 * p.itemsize
+    for n in (n_long // 2, 2 * n_long):
+        if (n >= max(p.kernel_length, 8) and n <= config.fft.max_fft_length
+                and (n // 2 + 1) * spectra <= config.memory.spectra_bytes):
+            lengths.add(n)
+    n = np.array(sorted(lengths), dtype=np.int64)
+    cost = fft_cost(p, config, n)
+    return [Candidate("fft", int(n[i]), float(cost[i])) for i in np.argsort(cost, kind="stable")]
+
+
 def fft_cost(p: Problem, config: Config, n: np.ndarray) -> np.ndarray:
     """Estimated ns of the steady-state call of `p` at each FFT length in `n`, shape (L,).
 

@@ -124,7 +124,7 @@ def test_only_the_winners_spectra_are_kept():
     chosen = measure.engine.plan_for(x.shape, np.float64)
     fft_keys = [key for key in measure.engine.spectra._entries if key[0] == "fft"]
     assert fft_keys == ([] if chosen.path == "direct" else
-                        [engine_module._fft_key(chosen.n_fft, "<f8", chosen.backend)])
+                        [engine_module._operands_key(chosen, "<f8", "cpu")])
 
 
 SUBPROCESS = textwrap.dedent("""
@@ -450,3 +450,31 @@ def test_wisdom_file_is_bounded(wisdom_dir, monkeypatch):
     saved = json.loads((wisdom_dir / plan_wisdom.WISDOM_FILE).read_text())["plans"]
     assert sorted(saved) == ["new", "old"]
     assert plan_wisdom.lookup("older") == ("direct", 0)  # this process had read it
+
+
+def test_measuring_a_long_input_times_the_long_lengths_neighbours():
+    # On a long input the planner lists one FFT length; measuring also times
+    # half and twice it (the model's optimum is often off by that much).
+    from fftconv.planner import Problem, fft_lengths, long_fft_length, measurable_fft_candidates
+
+    p = Problem(batch=1, groups=1, in_channels=1, out_channels=1, kernel_length=1000,
+                outputs=10**6, itemsize=8)
+    n_long = long_fft_length(p, MEASURE)
+    assert fft_lengths(p, MEASURE).tolist() == [n_long]
+    lengths = {c.n_fft for c in measurable_fft_candidates(p, MEASURE)}
+    assert lengths == {n_long // 2, n_long, 2 * n_long}
+    layer = SignalConv1D(1, 1000, corr=True, padding="valid", config=MEASURE, planning="measure")
+    model = plan(layer.spec, (1, 1, 10**6 + 999), np.float64, "pyfftw", MEASURE, filters=1)
+    timed = [c for c in layer.engine._measurable(model) if c.path == "fft"]
+    assert len(timed) >= 2 and model.n_fft in {c.n_fft for c in timed}
+
+
+def test_neighbours_beyond_the_spectra_budget_are_not_timed():
+    from fftconv.planner import Problem, long_fft_length, measurable_fft_candidates
+
+    p = Problem(batch=1, groups=1, in_channels=1, out_channels=1, kernel_length=1000,
+                outputs=10**6, itemsize=8)
+    n_long = long_fft_length(p, MEASURE)
+    tight = dataclasses.replace(MEASURE, memory=dataclasses.replace(
+        MEASURE.memory, spectra_bytes=(n_long // 2 + 1) * 16))
+    assert max(c.n_fft for c in measurable_fft_candidates(p, tight)) == n_long
