@@ -119,7 +119,7 @@ class Engine:
 
         Raises ImportError or RuntimeError for ``'cupy'`` without CuPy or a GPU.
         """
-        return get_backend(self.backend_name, **self._backend_options())
+        return get_backend(self.backend_name, **backend_options(self.config))
 
     def backend_for(self, x: Any) -> Backend:
         """The backend that runs a call on `x` (see :func:`fftconv.backends.backend_for`).
@@ -133,16 +133,7 @@ class Engine:
         """
         if self.backend_name != "cupy" and type(x).__module__ == "numpy":
             return self.backend  # the common case, without a look at the modules
-        return backend_for(x, self.backend_name, **self._backend_options())
-
-    def _backend_options(self) -> dict[str, Any]:
-        options = self.config.pyfftw
-        return {"threads": options.threads or None, "planner_effort": options.planner_effort,
-                "planning_timelimit": options.planning_timelimit,
-                "save_wisdom": options.save_wisdom,
-                "measure_after_seconds": options.measure_after_seconds,
-                "max_plans": self.config.cupy.max_plans,
-                "max_plan_bytes": self.config.cupy.max_plan_bytes}
+        return backend_for(x, self.backend_name, **backend_options(self.config))
 
     def plan_for(self, input_shape: tuple[int, int, int], dtype: np.dtype) -> Plan:
         """The plan for inputs ``(B, C_in, W)`` of `dtype`, computed once per shape.
@@ -492,6 +483,20 @@ class Engine:
         return cache.get(token, _operands_key(chosen, dtype, backend.device),
                          lambda: PATHS[chosen.variant].prepare(
                              self._phase_kernels(token, kernel, dtype), chosen, backend))
+
+
+def backend_options(config: Config) -> dict[str, Any]:
+    """The keyword arguments of :func:`~fftconv.backends.get_backend` that `config` sets.
+
+    An engine gets its backend with them, so a caller passing the same ones
+    gets the same (shared) backend object, e.g. to read its counters.
+    """
+    options = config.pyfftw
+    return {"threads": options.threads or None, "planner_effort": options.planner_effort,
+            "planning_timelimit": options.planning_timelimit,
+            "save_wisdom": options.save_wisdom,
+            "measure_after_seconds": options.measure_after_seconds,
+            "max_plans": config.cupy.max_plans, "max_plan_bytes": config.cupy.max_plan_bytes}
 
 
 def _plan_key(input_shape: tuple[int, ...], dtype: np.dtype, backend: str) -> tuple:

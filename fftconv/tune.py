@@ -39,6 +39,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from fftconv.backends import Backend, get_backend
 from fftconv.config import DEFAULT_SOURCE, Config
+from fftconv.engine import backend_options
 from fftconv.paths.fft import _per_bin_product, block_bytes, corr_valid_fft, kernel_spectra
 from fftconv.planner import Problem, direct_cost, fast_lengths, fft_candidates
 from fftconv.spec import ConvSpec
@@ -114,11 +115,8 @@ def _check_repeat(repeat: object) -> int:
 
 
 def _backend(config: Config) -> Backend:
-    options = config.pyfftw
-    return get_backend("auto", threads=options.threads or None,
-                       planner_effort=options.planner_effort,
-                       planning_timelimit=options.planning_timelimit,
-                       save_wisdom=options.save_wisdom)
+    """The CPU backend that engines running with `config` share."""
+    return get_backend("auto", **backend_options(config))
 
 
 def measure_config(base: Config, repeat: int = 5, log: Callable[[str], None] = print) -> Config:
