@@ -28,10 +28,12 @@ export FFTCONV_SAVE_WISDOM=0
 
 # The gpu-marked tests: the GPU's own (test_gpu.py) and the golden and property
 # cases on the real CuPy backend; the stand-in tests of the backend's logic too
-# (fast, and they must pass here as well).  The property tests (the layer's and
-# the stream's) need hypothesis.
+# (fast, and they must pass here as well); the PyTorch module's CUDA gradcheck
+# where torch is installed.  The property and gradient tests need hypothesis.
 tests=(tests/test_gpu.py tests/test_golden.py tests/test_cupy_backend.py)
-python -c 'import hypothesis' 2>/dev/null && tests+=(tests/test_property.py tests/test_streaming.py)
+python -c 'import torch' 2>/dev/null && tests+=(tests/test_torch.py)
+python -c 'import hypothesis' 2>/dev/null &&
+    tests+=(tests/test_property.py tests/test_streaming.py tests/test_vjp.py)
 echo "== pytest ${tests[*]}" >>"$log"
 timeout 270 python -m pytest -q -p no:cacheprovider --junitxml="$out/pytest.xml" \
     -k "gpu or cupy" "${tests[@]}" >>"$log" 2>&1
