@@ -45,7 +45,7 @@ import run_benchmarks  # noqa: E402 - the machine record and the pause are share
 
 from fftconv.config import Config, load_config  # noqa: E402
 from fftconv.engine import Engine  # noqa: E402
-from fftconv.planner import Candidate, Plan, plan  # noqa: E402
+from fftconv.planner import Candidate, Plan, plan, spectra_bytes  # noqa: E402
 from fftconv.spec import ConvSpec  # noqa: E402
 
 DEFAULT_JSON = HERE / "results" / "planner_regret.json"
@@ -386,11 +386,6 @@ def neighbours(p: Plan, n_fft: int, max_fft_length: int) -> list[Candidate]:
     return [Candidate("fft", n, math.nan) for n in out if n not in listed]
 
 
-def spectra_bytes(p: Any, n_fft: int, itemsize: int) -> int:
-    """Bytes of the kernel spectra of problem `p` at FFT length `n_fft`."""
-    return p.groups * p.out_channels * p.in_channels * (n_fft // 2 + 1) * 2 * itemsize
-
-
 def run_case(case: Case, sizes: Sizes, default: Config, profiles: list[tuple[str, Config]],
              repeat: int, pause_s: float, with_measure: bool) -> dict:
     """Time every method on `case`; returns its JSON record."""
@@ -414,7 +409,7 @@ def run_case(case: Case, sizes: Sizes, default: Config, profiles: list[tuple[str
             timings[name] = Timing("skipped", estimate_ms=estimate,
                                    note=f"estimated {estimate / 1e3:.0f} s > {DIRECT_SKIP_S:g} s")
             continue
-        spectra = spectra_bytes(forced.problem, c.n_fft, dtype.itemsize)
+        spectra = spectra_bytes(forced.problem, c.n_fft)
         if c.path == "fft" and spectra > sizes.max_spectra_bytes:
             timings[name] = Timing("skipped", estimate_ms=estimate,
                                    note=f"kernel spectra {spectra / 2**20:.0f} MiB")

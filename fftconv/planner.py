@@ -371,6 +371,11 @@ def fft_candidates(p: Problem, config: Config, prepared: Prepared | None = None,
     return [Candidate("fft", int(n[i]), float(cost[i])) for i in order]
 
 
+def spectra_bytes(p: Problem, n: Any) -> Any:
+    """Bytes of the kernel spectra of `p` at FFT length(s) `n` (int or array, as given)."""
+    return p.groups * p.out_channels * p.in_channels * (n // 2 + 1) * 2 * p.itemsize
+
+
 def measurable_fft_candidates(p: Problem, config: Config) -> list[Candidate]:
     """FFT lengths worth timing for `p`, with their costs, cheapest first.
 
@@ -384,10 +389,9 @@ def measurable_fft_candidates(p: Problem, config: Config) -> list[Candidate]:
     if n_long == 0:
         return []
     lengths = set(fft_lengths(p, config).tolist())
-    spectra = p.groups * p.out_channels * p.in_channels * 2 * p.itemsize
     for n in (n_long // 2, 2 * n_long):
         if (n >= max(p.kernel_length, 8) and n <= config.fft.max_fft_length
-                and (n // 2 + 1) * spectra <= config.memory.spectra_bytes):
+                and spectra_bytes(p, n) <= config.memory.spectra_bytes):
             lengths.add(n)
     n = np.array(sorted(lengths), dtype=np.int64)
     cost = fft_cost(p, config, n)
@@ -455,9 +459,8 @@ def _long_fft_length(batch: int, groups: int, in_channels: int, out_channels: in
     if lo == lengths.size:
         return 0
     n = lengths[lo:].astype(np.float64)
-    spectra = groups * out_channels * in_channels * (n // 2 + 1) * 2 * itemsize
-    n = n[:max(1, int(np.count_nonzero(spectra <= config.memory.spectra_bytes)))]
     p = Problem(batch, groups, in_channels, out_channels, kernel_length, 1, itemsize)
+    n = n[:max(1, int(np.count_nonzero(spectra_bytes(p, n) <= config.memory.spectra_bytes)))]
     per_block, per_chunk, per_chunk_ns = _block_costs(p, config, n)
     per_output = (per_block + per_chunk_ns / per_chunk) / (n - kernel_length + 1)
     return int(n[int(np.argmin(per_output))])
@@ -523,8 +526,7 @@ def _block_costs(p: Problem, config: Config, n: np.ndarray,
     per_block_bytes = block_bytes(p.batch, p.groups * p.in_channels, p.groups * p.out_channels,
                                   n.astype(np.int64), p.itemsize)
     per_chunk = np.maximum(1, config.memory.fft_bytes // np.maximum(per_block_bytes, 1))
-    spectra_bytes = p.groups * pairs * (n // 2 + 1) * 2 * p.itemsize
-    per_chunk_ns = 2 * c.call_overhead_ns + spectra_bytes * c.ns_per_byte
+    per_chunk_ns = 2 * c.call_overhead_ns + spectra_bytes(p, n) * c.ns_per_byte
     return per_block, per_chunk.astype(np.float64), per_chunk_ns
 
 

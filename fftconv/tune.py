@@ -41,7 +41,7 @@ from fftconv.backends import Backend, get_backend
 from fftconv.config import DEFAULT_SOURCE, Config
 from fftconv.engine import backend_options
 from fftconv.paths.fft import _per_bin_product, block_bytes, corr_valid_fft, kernel_spectra
-from fftconv.planner import Problem, direct_cost, fast_lengths, fft_candidates
+from fftconv.planner import Problem, direct_cost, fast_lengths, fft_candidates, spectra_bytes
 from fftconv.spec import ConvSpec
 
 #: FFT lengths timed for ``fft.ns_per_nlogn`` (each over about 2**21 samples).
@@ -451,7 +451,7 @@ def _fft_fits(problem: Problem, n_fft: int, size: SuiteSize) -> bool:
     (``memory.fft_bytes`` bounds only how many blocks go together).
     """
     p = problem
-    spectra = p.groups * (n_fft // 2 + 1) * p.out_channels * p.in_channels * 2 * p.itemsize
+    spectra = spectra_bytes(p, n_fft)
     block = block_bytes(p.batch, p.groups * p.in_channels, p.groups * p.out_channels, n_fft,
                         p.itemsize)
     return spectra <= size.max_bytes and block <= 2 * size.max_bytes
