@@ -39,9 +39,12 @@ MAX_PLANS = 256
 MEASURED_FFT_LENGTHS = 3
 #: Candidates the model estimates above this multiple of its best are not measured.
 HOPELESS_FACTOR = 10.0
-#: Rounds of timed runs of the measured candidates after their warm-up runs
-#: (each candidate's fastest run counts).
-TIMED_RUNS = 3
+#: Rounds of timed runs of the measured candidates at most (each candidate's
+#: fastest run counts).
+MEASURE_ROUNDS = 5
+#: After a round, the candidates slower than this multiple of the fastest so far
+#: are not timed again.
+CONTENDER_FACTOR = 1.5
 #: A measured candidate replaces the model's choice only if faster by more than
 #: this fraction: closer timings are within the noise of a busy machine.
 MEASURE_MARGIN = 0.05
@@ -388,17 +391,22 @@ class Engine:
         """Time the candidates worth it (:meth:`_measurable`) on `x`; the fastest, and its result.
 
         The model's choice runs first: its result is the call's unless another
-        candidate wins.  Then, while ``config.planner.measure_seconds`` (counted
-        from the end of that first run) lasts, each other candidate runs once to
-        warm up (FFTW plans, kernel spectra), cheapest first; a candidate whose
-        warm-up and timed runs the model estimates longer than the time left, or
-        whose warm-up leaves no time, is left out, as are those after it.  The candidates are then
-        timed in up to :data:`TIMED_RUNS` rounds, one run of each per round, so
-        that a machine warming up or a neighbour's burst weighs on all of them
-        alike; each one's fastest run counts.  Another candidate replaces the
-        model's choice only if it is faster by more than :data:`MEASURE_MARGIN`
-        (timing noise decides nothing).  The result returned is the winner's
-        last run.
+        candidate wins.  Every timed run follows an untimed run of the same
+        candidate, as a program calling the layer repeatedly runs it: the
+        untimed one makes the FFT plans and kernel spectra, and lets the memory
+        and the worker threads that another candidate's run left behind settle
+        (which can double the next run's time on a small machine).  The model's
+        choice is timed at once; then, while ``config.planner.measure_seconds``
+        (counted from the end of the first run) lasts, each other candidate,
+        cheapest first, runs twice, the second run timed.  A candidate whose
+        two runs the model estimates longer than the time left, or whose
+        untimed run leaves no time, is left out, as are those after it.  Up to
+        :data:`MEASURE_ROUNDS` rounds follow while the time left allows a whole
+        round, each timing again, the same way, the candidates within
+        :data:`CONTENDER_FACTOR` of the fastest so far; each one's fastest run
+        counts.  Another candidate replaces the model's choice only if it is
+        faster by more than :data:`MEASURE_MARGIN` (timing noise decides
+        nothing).  The result returned is the winner's last run.
 
         The candidates' operands (FFT spectra, ...) go into a cache of this
         measurement; only the winner's are kept.  A winner out of two or more
@@ -407,44 +415,52 @@ class Engine:
         """
         budget = self.config.planner.measure_seconds
         trial = SpectrumCache()
+        seconds: dict[Candidate, float] = {}
+        results: dict[Candidate, Any] = {}
 
-        def timed_run(chosen: Plan) -> Any:
-            y = self._run(backend, x, kernel, token, chosen, time_major, trial)
+        def run(candidate: Candidate) -> Any:
+            y = self._run(backend, x, kernel, token, model.choose(candidate), time_major, trial)
             backend.synchronize()
             return y
 
-        result = timed_run(model)
+        def timed_run(candidate: Candidate) -> None:
+            began = time.perf_counter()
+            results[candidate] = run(candidate)
+            took = time.perf_counter() - began
+            seconds[candidate] = min(seconds.get(candidate, took), took)
+
+        result = run(model.candidates[0])
         start = time.perf_counter()
 
         def left() -> float:
             return budget - (time.perf_counter() - start)
 
-        timed: list[Candidate] = []
         for i, candidate in enumerate(self._measurable(model)):
             if candidate.cost_ns * 1e-9 * (1 if i == 0 else 2) > left():
                 break
             if i:
-                timed_run(model.choose(candidate))
+                run(candidate)
                 if left() <= 0:
                     break
-            timed.append(candidate)
-        seconds = {candidate: float("inf") for candidate in timed}
-        results: dict[Candidate, Any] = {}
-        for run in range(TIMED_RUNS):
-            if run and sum(seconds.values()) > left():
-                break
-            for candidate in timed:
-                began = time.perf_counter()
-                results[candidate] = timed_run(model.choose(candidate))
-                seconds[candidate] = min(seconds[candidate], time.perf_counter() - began)
+            timed_run(candidate)
         with self._lock:
-            self.measurements += len(timed)
+            self.measurements += len(seconds)
+        contenders = list(seconds)
+        for _ in range(1, MEASURE_ROUNDS):
+            fastest = min(seconds.values(), default=0.0)
+            contenders = [c for c in contenders if seconds[c] <= CONTENDER_FACTOR * fastest]
+            if len(contenders) < 2 or 2 * sum(seconds[c] for c in contenders) > left():
+                break
+            for candidate in contenders:
+                run(candidate)
+                timed_run(candidate)
         winner = model.candidates[0]
-        if timed:
-            fastest = min(timed, key=seconds.__getitem__)
-            if fastest != winner and (winner not in seconds or seconds[fastest]
-                                      < seconds[winner] / (1 + MEASURE_MARGIN)):
-                winner = fastest
+        if seconds:
+            fastest_candidate = min(seconds, key=seconds.__getitem__)
+            if fastest_candidate != winner and (
+                    winner not in seconds
+                    or seconds[fastest_candidate] < seconds[winner] / (1 + MEASURE_MARGIN)):
+                winner = fastest_candidate
             result = results.get(winner, result)
         chosen = model if winner == model.candidates[0] else model.choose(winner)
         if token is not None:

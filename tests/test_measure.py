@@ -286,20 +286,31 @@ class _Clock:
         self.now += seconds
 
 
-@pytest.mark.parametrize(("budget", "timed"), [(0.5, 1), (1.5, 2)])
-def test_budget_bounds_the_candidates_timed(monkeypatch, budget, timed):
-    # Every run of a candidate takes "1 s".  A candidate is timed only if its
-    # warm-up run leaves time: 0.5 s times the model's choice alone, 1.5 s one
-    # more candidate; and the timed rounds stop once a round would overrun.
+def _fake_runs(monkeypatch, seconds_of):
+    """Make every run of the engine take ``seconds_of(chosen)`` fake seconds.
+
+    Returns the fake clock and the list of the candidates run, in order.
+    """
     clock = _Clock()
     monkeypatch.setattr(engine_module, "time", clock)
+    ran = []
     run = Engine._run
 
-    def slow_run(self, *args, **kwargs):
-        clock.tick()
-        return run(self, *args, **kwargs)
+    def slow_run(self, backend, x, kernel, token, chosen, *args, **kwargs):
+        clock.tick(seconds_of(chosen))
+        ran.append(chosen.candidates[0])
+        return run(self, backend, x, kernel, token, chosen, *args, **kwargs)
 
     monkeypatch.setattr(Engine, "_run", slow_run)
+    return clock, ran
+
+
+@pytest.mark.parametrize(("budget", "timed"), [(0.5, 1), (1.5, 1), (3.5, 2), (5.5, 3)])
+def test_budget_bounds_the_candidates_timed(monkeypatch, budget, timed):
+    # Every run takes "1 s".  The model's choice, which has just run, is timed
+    # at once; another candidate is timed only if its untimed run leaves time
+    # (3.5 s: one more, 5.5 s: two more); no second round fits.
+    clock, ran = _fake_runs(monkeypatch, lambda chosen: 1.0)
     config = dataclasses.replace(MEASURE, planner=dataclasses.replace(
         MEASURE.planner, measure_seconds=budget))
     estimate, measure, x = _pair("strided", config=config)
@@ -310,8 +321,49 @@ def test_budget_bounds_the_candidates_timed(monkeypatch, budget, timed):
     started = clock.now
     assert_close(measure(x), expected)
     assert measure.engine.measurements == timed
-    # The first run, the warm-ups (one past the budget) and one timed round.
-    assert clock.now - started == 1 + 2 * timed
+    # The first run, the model's timed run, then each other candidate twice and,
+    # but for the smallest budget, one untimed run past the budget.
+    assert clock.now - started == 2 * timed + (budget > 1)
+
+
+def test_rounds_retime_only_the_contenders(monkeypatch):
+    # The model's choice takes 1 s a run, the other candidates 2 s: slower than
+    # CONTENDER_FACTOR times the fastest, so they run only in the first round
+    # (untimed then timed), and the model's choice alone is not re-timed.
+    model_choice = []
+
+    def seconds_of(chosen):
+        return 1.0 if chosen.candidates[0] == model_choice[0] else 2.0
+
+    clock, ran = _fake_runs(monkeypatch, seconds_of)
+    estimate, measure, x = _pair("strided")
+    model = measure.engine.plan_for(_channels_first(measure, x), np.float64)
+    candidates = measure.engine._measurable(model)
+    model_choice.append(candidates[0])
+    assert 2.0 > engine_module.CONTENDER_FACTOR * 1.0
+    expected = estimate(x)
+    ran.clear()
+    assert_close(measure(x), expected)
+    assert ran == [candidates[0], candidates[0]] + [c for c in candidates[1:] for _ in (0, 1)]
+    assert measure.engine.plan_for(_channels_first(measure, x), np.float64).candidates[0] \
+        == candidates[0]
+
+
+def test_close_candidates_are_timed_in_every_round(monkeypatch):
+    # All candidates take 1 s a run: every round re-times each (an untimed run,
+    # then a timed one) up to MEASURE_ROUNDS; the model's choice keeps its place.
+    clock, ran = _fake_runs(monkeypatch, lambda chosen: 1.0)
+    estimate, measure, x = _pair("strided")
+    model = measure.engine.plan_for(_channels_first(measure, x), np.float64)
+    candidates = measure.engine._measurable(model)
+    assert len(candidates) >= 2
+    expected = estimate(x)
+    ran.clear()
+    assert_close(measure(x), expected)
+    first_round = [candidates[0], candidates[0]] + [c for c in candidates[1:] for _ in (0, 1)]
+    later = [c for c in candidates for _ in (0, 1)] * (engine_module.MEASURE_ROUNDS - 1)
+    assert ran == first_round + later
+    assert measure.engine.measurements == len(candidates)
 
 
 def test_hopeless_candidates_and_forced_methods_are_not_measured():
