@@ -406,7 +406,9 @@ class Engine:
         :data:`CONTENDER_FACTOR` of the fastest so far; each one's fastest run
         counts.  Another candidate replaces the model's choice only if it is
         faster by more than :data:`MEASURE_MARGIN` (timing noise decides
-        nothing).  The result returned is the winner's last run.
+        nothing).  The timed runs' results are dropped at once (holding them
+        made the next runs' allocations up to three times slower); the result
+        returned is the first run's, or another winner's from one more run.
 
         The candidates' operands (FFT spectra, ...) go into a cache of this
         measurement; only the winner's are kept.  A winner out of two or more
@@ -416,7 +418,6 @@ class Engine:
         budget = self.config.planner.measure_seconds
         trial = SpectrumCache()
         seconds: dict[Candidate, float] = {}
-        results: dict[Candidate, Any] = {}
 
         def run(candidate: Candidate) -> Any:
             y = self._run(backend, x, kernel, token, model.choose(candidate), time_major, trial)
@@ -425,7 +426,7 @@ class Engine:
 
         def timed_run(candidate: Candidate) -> None:
             began = time.perf_counter()
-            results[candidate] = run(candidate)
+            run(candidate)
             took = time.perf_counter() - began
             seconds[candidate] = min(seconds.get(candidate, took), took)
 
@@ -461,7 +462,7 @@ class Engine:
                     winner not in seconds
                     or seconds[fastest_candidate] < seconds[winner] / (1 + MEASURE_MARGIN)):
                 winner = fastest_candidate
-            result = results.get(winner, result)
+                result = run(winner)
         chosen = model if winner == model.candidates[0] else model.choose(winner)
         if token is not None:
             key = _operands_key(chosen, x.dtype.str, backend.device)
