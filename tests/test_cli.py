@@ -95,7 +95,7 @@ def test_tune_refuses_repeat_below_one(tmp_path, repeat):
 @pytest.mark.parametrize(("repeat", "error"), [(0, ValueError), (-1, ValueError),
                                                (1.5, TypeError), (True, TypeError)])
 def test_measure_config_refuses_repeat_below_one(repeat, error):
-    from fftconv.tune import measure_config
+    from fftconv.tune_micro import measure_config
 
     with pytest.raises(error, match=r"`repeat` must be an integer >= 1"):
         measure_config(DEFAULT, repeat=repeat, log=lambda line: None)
@@ -103,12 +103,12 @@ def test_measure_config_refuses_repeat_below_one(repeat, error):
 
 @pytest.mark.parametrize("seconds", [float("nan"), float("inf"), 0.0])
 def test_measure_config_never_returns_a_non_finite_constant(monkeypatch, seconds):
-    from fftconv import tune
+    from fftconv import tune_micro
 
-    monkeypatch.setattr(tune, "_median_seconds", lambda fn, repeat: seconds)
+    monkeypatch.setattr(tune_micro, "_median_seconds", lambda fn, repeat: seconds)
     with pytest.raises(RuntimeError, match=r"measured fft\.ns_per_nlogn = .* is not a finite "
                                            r"number > 0"):
-        tune.measure_config(DEFAULT, repeat=1, log=lambda line: None)
+        tune_micro.measure_config(DEFAULT, repeat=1, log=lambda line: None)
 
 
 # -- tune's output file (measurements replaced by a stand-in) -----------------
@@ -118,13 +118,13 @@ def measured(monkeypatch):
     """Replace the measurements by the base configuration; records the calls."""
     calls = []
 
-    from fftconv import tune
+    from fftconv import tune, tune_fit
 
     def fake(base, suite="quick", repeat=5, seed=0, log=print):
         calls.append(repeat)
         config = dataclasses.replace(base, fft=dataclasses.replace(base.fft, ns_per_nlogn=0.5),
                                      source="<measured>")
-        stats = tune.RegretStats(1.0, 1.0, 1.0)
+        stats = tune_fit.RegretStats(1.0, 1.0, 1.0)
         return tune.TuneResult(config=config, suite=suite, problems=1, timings=2,
                                regret={"fitted": stats}, seconds=0.1, backend="pyfftw")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fftconv import tune
+from fftconv import tune, tune_fit, tune_suite
 from fftconv.config import (
     config_origin,
     describe_config,
@@ -168,10 +168,10 @@ def test_machine_table_holds_scalars_only(data, message):
 
 
 def test_suite_is_seeded_and_within_its_bounds():
-    first = tune.make_suite("quick", DEFAULT, seed=3)
-    assert first == tune.make_suite("quick", DEFAULT, seed=3) != tune.make_suite(
+    first = tune_suite.make_suite("quick", DEFAULT, seed=3)
+    assert first == tune_suite.make_suite("quick", DEFAULT, seed=3) != tune_suite.make_suite(
         "quick", DEFAULT, seed=4)
-    size = tune.SUITES["quick"]
+    size = tune_suite.SUITES["quick"]
     assert len(first) == size.cases
     for case in first:
         a = case.arguments
@@ -179,12 +179,12 @@ def test_suite_is_seeded_and_within_its_bounds():
         assert 1 <= a["strides_up"] <= 4 and 1 <= a["strides_down"] <= 4
         b, c, w = case.channels_first_shape
         assert 1 <= b <= 8 and 1 <= c <= 64 and 1 <= a["filters"] <= 64
-        assert w <= 1 << 20 and tune._case_bytes(case) <= size.max_bytes
+        assert w <= 1 << 20 and tune_suite._case_bytes(case) <= size.max_bytes
         problem = case.problem()
-        assert min(tune.candidate_costs(problem, DEFAULT).values()) <= size.case_seconds * 1e9
-        keys = tune._timed_candidates(problem, DEFAULT, size)
+        assert min(tune_suite.candidate_costs(problem, DEFAULT).values()) <= size.case_seconds * 1e9
+        keys = tune_suite._timed_candidates(problem, DEFAULT, size)
         assert 1 <= len([k for k in keys if k[0] == "fft"]) <= size.fft_lengths
-    layers = [c.arguments for c in tune.make_suite("full", DEFAULT)]
+    layers = [c.arguments for c in tune_suite.make_suite("full", DEFAULT)]
     for name, values in [("dtype", {"float32", "float64"}), ("channel_separable", {True, False}),
                          ("data_format", {"channels_last", "channels_first"})]:
         assert {a[name] for a in layers} == values
@@ -195,8 +195,9 @@ def _synthetic(truth, cases):
     out = []
     for case in cases:
         problem = case.problem()
-        costs = tune.candidate_costs(problem, truth)
-        out.append(tune.Measurement(problem, {k: ns / 1e9 for k, ns in costs.items()}, str(case)))
+        costs = tune_suite.candidate_costs(problem, truth)
+        seconds = {k: ns / 1e9 for k, ns in costs.items()}
+        out.append(tune_suite.Measurement(problem, seconds, str(case)))
     return out
 
 
@@ -209,10 +210,10 @@ TRUTH = _with(DEFAULT,
 
 
 def test_fit_recovers_the_choices_of_a_known_cost_model():
-    measured = _synthetic(TRUTH, tune.make_suite("quick", DEFAULT, seed=2)[:12])
-    suite = tune.SuiteRegret(measured, DEFAULT)
+    measured = _synthetic(TRUTH, tune_suite.make_suite("quick", DEFAULT, seed=2)[:12])
+    suite = tune_fit.SuiteRegret(measured, DEFAULT)
     assert np.all(suite.regrets(TRUTH) == 1.0)
-    fit = tune.fit_constants(suite, DEFAULT, log=lambda line: None, max_evaluations=240)
+    fit = tune_fit.fit_constants(suite, DEFAULT, log=lambda line: None, max_evaluations=240)
     assert fit.before.p90 > 1.2 and fit.before.worst > 3  # the default model chooses badly
     assert fit.after.median == 1.0 and fit.after.worst < 1.02
     assert np.all(suite.regrets(fit.config) < 1.02)
@@ -220,12 +221,12 @@ def test_fit_recovers_the_choices_of_a_known_cost_model():
 
 
 def test_fit_changes_only_the_fitted_constants():
-    measured = _synthetic(TRUTH, tune.make_suite("quick", DEFAULT, seed=1)[:6])
-    fit = tune.fit_constants(measured, DEFAULT, log=lambda line: None, max_evaluations=60)
+    measured = _synthetic(TRUTH, tune_suite.make_suite("quick", DEFAULT, seed=1)[:6])
+    fit = tune_fit.fit_constants(measured, DEFAULT, log=lambda line: None, max_evaluations=60)
     # Deterministic: the same measurements give the same fit.
-    again = tune.fit_constants(measured, DEFAULT, log=lambda line: None, max_evaluations=60)
+    again = tune_fit.fit_constants(measured, DEFAULT, log=lambda line: None, max_evaluations=60)
     assert again.config == fit.config and again.after == fit.after
-    fitted = {f"{s}.{k}" for s, k in tune.FITTED_CONSTANTS}
+    fitted = {f"{s}.{k}" for s, k in tune_fit.FITTED_CONSTANTS}
     assert set(fit.factors) <= fitted
     for section in dataclasses.fields(DEFAULT):
         values = getattr(DEFAULT, section.name)
@@ -237,30 +238,30 @@ def test_fit_changes_only_the_fitted_constants():
                                                                                      f.name)
     for name, factor in fit.factors.items():
         section, key = name.split(".")
-        assert 1 / tune.MAX_FACTOR <= factor <= tune.MAX_FACTOR
+        assert 1 / tune_fit.MAX_FACTOR <= factor <= tune_fit.MAX_FACTOR
         value = getattr(getattr(fit.config, section), key)
         assert value == pytest.approx(getattr(getattr(DEFAULT, section), key) * factor)
     assert fit.config.fft.float64_factor >= 1.0
 
 
 def test_untimed_candidates_are_imputed_pessimistically():
-    problem = tune.make_suite("quick", DEFAULT)[2].problem()
-    measured = tune.Measurement(problem, {("fft", 1024): 2.0, ("fft", 4096): 1.0})
-    suite = tune.SuiteRegret([measured], DEFAULT)
+    problem = tune_suite.make_suite("quick", DEFAULT)[2].problem()
+    measured = tune_suite.Measurement(problem, {("fft", 1024): 2.0, ("fft", 4096): 1.0})
+    suite = tune_fit.SuiteRegret([measured], DEFAULT)
     assert suite.seconds(0, ("fft", 1024)) == 2.0
     assert suite.seconds(0, ("fft", 2048)) == pytest.approx(math.sqrt(2.0))  # log-log
-    assert suite.seconds(0, ("fft", 8192)) == pytest.approx(tune.EXTRAPOLATION_PER_OCTAVE)
-    assert suite.seconds(0, ("fft", 512)) == pytest.approx(2 * tune.EXTRAPOLATION_PER_OCTAVE)
+    assert suite.seconds(0, ("fft", 8192)) == pytest.approx(tune_fit.EXTRAPOLATION_PER_OCTAVE)
+    assert suite.seconds(0, ("fft", 512)) == pytest.approx(2 * tune_fit.EXTRAPOLATION_PER_OCTAVE)
     assert suite.seconds(0, ("direct", 0)) >= 1.0  # never faster than the fastest timed
     with pytest.raises(ValueError, match=r"`measurements\[0\]\.seconds`"):
-        tune.SuiteRegret([tune.Measurement(problem, {})], DEFAULT)
+        tune_fit.SuiteRegret([tune_suite.Measurement(problem, {})], DEFAULT)
 
 
 def _result(config=DEFAULT):
-    stats = tune.RegretStats(1.0, 1.25, 2.5)
+    stats = tune_fit.RegretStats(1.0, 1.25, 2.5)
     return tune.TuneResult(config=config, suite="quick", problems=20, timings=55,
                            regret={"base": stats, "micro-benchmarks": stats,
-                                   "fitted": tune.RegretStats(1.0, 1.0, 1.1)},
+                                   "fitted": tune_fit.RegretStats(1.0, 1.0, 1.1)},
                            seconds=42.0, backend="pyfftw", load_average=(0.5, 0.25, 0.1))
 
 
