@@ -101,7 +101,7 @@ def measure_cupy(base: Config, backend: Backend, repeat: int = 5,
         log(f"per-bin product {product:.3g} ns per MAC (matmul), {small:.3g} (broadcast)")
         a = xp.ones((GEMM_ROWS, 64), np.float32)
         b = xp.ones((64, 64), np.float32)
-        c = xp.empty((GEMM_ROWS, 64), np.float32)
+        c = xp.zeros((GEMM_ROWS, 64), np.float32)  # accumulated into: no garbage
         gemm = _median_ns(backend, lambda: backend.gemm_accumulate(a, b, c, 1.0),
                           repeat) / (a.shape[0] * 64 * 64)
         log(f"GEMM {gemm:.3g} ns per MAC")
