@@ -238,18 +238,11 @@ class _Shipped:
 
     @classmethod
     def of(cls, layer: Any) -> _Shipped:
-        spec = layer.spec
-        arguments = {
-            "filters": layer.filters, "kernel_support": spec.kernel_support,
-            "corr": spec.corr, "strides_down": spec.strides_down,
-            "strides_up": spec.strides_up, "padding": spec.padding,
-            "extra_pad_end": spec.extra_pad_end, "channel_separable": spec.channel_separable,
-            "data_format": layer.data_format, "activation": layer.activation,
-            "use_bias": layer.use_bias, "kernel_parameter": layer.kernel,
-            "bias_parameter": layer.bias if layer.use_bias else "variable",
-            "dtype": layer.dtype.name, "method": layer.method, "backend": layer.backend,
-            "config": layer.engine.config, "planning": layer.planning, "name": layer.name,
-        }
+        # The current weights by value and the resolved configuration; the
+        # rebuilt layer runs their arrays as they are.
+        arguments = {**layer.constructor_arguments(), "kernel_parameter": layer.kernel,
+                     "bias_parameter": layer.bias if layer.use_bias else "variable",
+                     "config": layer.engine.config}
         from dask.base import tokenize
 
         return cls(tokenize(type(layer), arguments), type(layer), arguments)

@@ -508,11 +508,12 @@ class SignalConv1D:
 
     # -- configuration -----------------------------------------------------
 
-    def get_config(self) -> dict[str, Any]:
-        """JSON-serialisable constructor arguments (parameters by shape, not value).
+    def constructor_arguments(self) -> dict[str, Any]:
+        """The constructor arguments that make this layer, by value (not serialised).
 
-        Fixed arrays are stored by value; a plain callable parameter cannot be
-        serialised (TypeError).
+        ``type(layer)(**layer.constructor_arguments())`` makes an equal layer
+        with newly drawn or given parameters; :meth:`get_config` is its
+        serialisable form.
         """
         return {
             "name": self.name,
@@ -527,20 +528,39 @@ class SignalConv1D:
             "extra_pad_end": self.extra_pad_end,
             "channel_separable": self.channel_separable,
             "data_format": self.data_format,
-            "activation": activations.serialize(self.activation),
+            "activation": self.activation,
             "use_bias": self.use_bias,
             "use_explicit": self.use_explicit,
-            "kernel_parameter": _serialize_value(self.kernel_parameter, "kernel_parameter"),
-            "bias_parameter": _serialize_value(self.bias_parameter, "bias_parameter"),
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "kernel_parameter": self.kernel_parameter,
+            "bias_parameter": self.bias_parameter,
+            "kernel_initializer": self.kernel_initializer,
+            "bias_initializer": self.bias_initializer,
+            "kernel_regularizer": self.kernel_regularizer,
+            "bias_regularizer": self.bias_regularizer,
             "method": self.method,
             "backend": self.backend,
-            "config": _serialize_config(self.config),
+            "config": self.config,
             "planning": self.planning,
         }
+
+    def get_config(self) -> dict[str, Any]:
+        """JSON-serialisable constructor arguments (parameters by shape, not value).
+
+        Fixed arrays are stored by value; a plain callable parameter cannot be
+        serialised (TypeError).
+        """
+        config = self.constructor_arguments()
+        config.update(
+            activation=activations.serialize(self.activation),
+            kernel_parameter=_serialize_value(self.kernel_parameter, "kernel_parameter"),
+            bias_parameter=_serialize_value(self.bias_parameter, "bias_parameter"),
+            kernel_initializer=initializers.serialize(self.kernel_initializer),
+            bias_initializer=initializers.serialize(self.bias_initializer),
+            kernel_regularizer=regularizers.serialize(self.kernel_regularizer),
+            bias_regularizer=regularizers.serialize(self.bias_regularizer),
+            config=_serialize_config(self.config),
+        )
+        return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> SignalConv1D:
