@@ -58,6 +58,7 @@ from fftconv._files import (
     save_wisdom_env,
     warn_once,
 )
+from fftconv._machine import cpuinfo_value
 from fftconv.backends import device_kind
 from fftconv.planner import Problem, direct_variant
 
@@ -94,16 +95,7 @@ def machine_id() -> str:
 
     For example ``'x86_64, AMD EPYC 7B13, 16 CPUs'``.  Read once per process.
     """
-    model = ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                name, _, value = line.partition(":")
-                if name.strip() in ("model name", "Hardware", "cpu model") and value.strip():
-                    model = value
-                    break
-    except OSError:  # not Linux
-        pass
+    model = cpuinfo_value(("model name", "Hardware", "cpu model"))
     model = " ".join((model or platform.processor()).split()) or "unknown CPU"
     return f"{platform.machine() or 'unknown'}, {model}, {os.cpu_count()} CPUs"
 

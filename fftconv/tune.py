@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fftconv._machine import cpuinfo_value, usable_cores
 from fftconv.config import DEFAULT_SOURCE, Config
 from fftconv.tune_fit import RegretStats, SuiteRegret, fit_constants
 from fftconv.tune_micro import check_repeat, cpu_backend, measure_config
@@ -180,22 +181,8 @@ def tune_config(base: Config, suite: str = "quick", repeat: int = 5, seed: int =
 
 
 def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                key, _, value = line.partition(":")
-                if key.strip() in ("model name", "Model", "cpu model"):
-                    return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def _usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    return (cpuinfo_value(("model name", "Model", "cpu model")) or platform.processor()
+            or platform.machine() or "unknown")
 
 
 def _blas() -> str:
@@ -227,7 +214,7 @@ def machine_description() -> dict[str, str | int]:
         ``python``, ``numpy``, ``scipy``, ``pyfftw`` and ``fftconv`` versions.
     """
     return {"cpu": _cpu_model(), "architecture": platform.machine() or "unknown",
-            "cores": _usable_cores(), "cpu_count": os.cpu_count() or 0,
+            "cores": usable_cores(), "cpu_count": os.cpu_count() or 0,
             "platform": platform.platform(), "blas": _blas(),
             "python": platform.python_version(), "numpy": np.__version__,
             "scipy": _version("scipy"), "pyfftw": _version("pyfftw"),

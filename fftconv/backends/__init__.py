@@ -8,13 +8,13 @@ the CPU; ``cupy`` on a CUDA GPU (:mod:`fftconv.backends.cupy_backend`).
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any
 
 import numpy as np
 
 from fftconv._files import warn_once
+from fftconv._machine import usable_cores
 from fftconv.backends.base import (
     _COMPLEX_TO_REAL,
     _REAL_TO_COMPLEX,
@@ -62,13 +62,6 @@ def device_kind(backend: str) -> str:
 def device_traits(kind: str) -> DeviceTraits:
     """The path thresholds of a kind of device (``'cpu'`` or ``'cuda'``)."""
     return CUDA_TRAITS if kind == "cuda" else CPU_TRAITS
-
-
-def _usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity where the OS reports it)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def _pyfftw_importable() -> bool:
@@ -155,7 +148,7 @@ def get_backend(name: str = "auto", *, threads: int | None = None,
     if name == "cupy":
         return _device_backend(device_modules(), device, max_plans, max_plan_bytes)
     if threads is None:
-        threads = _usable_cores()
+        threads = usable_cores()
     threads = _check_int(threads, "threads", "get_backend")
     if threads < 1:
         raise ValueError(f"get_backend: `threads` must be >= 1 or None, got {threads}.")
