@@ -166,7 +166,7 @@ def run_mode(mode: str, calls: int, seed: int, cache_dir: Path, work: Path) -> d
 
 def fastest_rounds(rounds: list[dict]) -> dict:
     """One mode's record whose per-call times are the fastest over `rounds` (its records)."""
-    merged = dict(rounds[0], rounds=len(rounds))
+    merged = dict(rounds[0], rounds=len(rounds), loadavg_end=rounds[-1]["loadavg_end"])
     merged["filters"] = {
         key: {**first, **{name: np.min([r["filters"][key][name] for r in rounds], axis=0).tolist()
                           for name in ("first_s", "steady_s") if first[name]}}
@@ -277,8 +277,8 @@ def main(argv: list[str] | None = None) -> int:
             work = Path(tmp)
             cache = work / "cache"
             cache.mkdir()
+            log(f"round {round_ + 1}/{args.rounds}")
             for mode in MODES:
-                log(f"round {round_ + 1}/{args.rounds}")
                 rounds[mode].append(run_mode(mode, args.calls, args.seed, cache, work))
     results = {mode: fastest_rounds(records) for mode, records in rounds.items()}
     machine["loadavg_end"] = _loadavg()
@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
           f"(seed {args.seed}), {machine['cores_usable']} cores, totals in s of each call's "
           f"fastest of {args.rounds} round(s)")
     print(render(rows))
-    print("load average (1, 5, 15 min) before/after: "
+    print("load average (1, 5, 15 min) before the first round / after the last: "
           + "; ".join(f"{m} {results[m]['loadavg_start']} / {results[m]['loadavg_end']}"
                       for m in MODES))
     for mode in ("cold", "warm"):
