@@ -13,6 +13,7 @@ import numpy as np
 
 from fftconv import plan_wisdom
 from fftconv.backends import Backend, backend_for, check_backend, get_backend
+from fftconv.backends.blocks import plans_held
 from fftconv.config import PLANNING_MODES, Config, device_config, load_config
 from fftconv.paths import Job
 from fftconv.paths.direct import WindowsPath
@@ -409,6 +410,10 @@ class Engine:
         nothing).  The timed runs' results are dropped at once (holding them
         made the next runs' allocations up to three times slower); the result
         returned is the first run's, or another winner's from one more run.
+        The runs keep the FFT plans they find (:func:`~fftconv.backends.blocks.plans_held`):
+        a backend planning a transform again with more effort in one of them
+        would charge that candidate seconds of planning, and leave the others
+        out of the time left.
 
         The candidates' operands (FFT spectra, ...) go into a cache of this
         measurement; only the winner's are kept.  A winner out of two or more
@@ -420,8 +425,10 @@ class Engine:
         seconds: dict[Candidate, float] = {}
 
         def run(candidate: Candidate) -> Any:
-            y = self._run(backend, x, kernel, token, model.choose(candidate), time_major, trial)
-            backend.synchronize()
+            with plans_held():
+                y = self._run(backend, x, kernel, token, model.choose(candidate), time_major,
+                              trial)
+                backend.synchronize()
             return y
 
         def timed_run(candidate: Candidate) -> None:

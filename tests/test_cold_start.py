@@ -167,6 +167,34 @@ def test_new_block_shape_estimates_then_measures_on_recurrence(fftw):
     assert again.block_plans_built == {"wisdom": 4}
 
 
+def test_held_uses_keep_their_plans(fftw):
+    import threading
+
+    import pyfftw
+
+    from fftconv.backends.blocks import plans_held
+
+    pyfftw.forget_wisdom()
+    backend = fftw.PyFFTWBackend(threads=1, planner_effort="FFTW_MEASURE",
+                                 planning_timelimit=1.0, measure_after_seconds=0.0)
+    block = backend.chunk_fft(8, 8, 72, np.float32)
+    rng = np.random.default_rng(3)
+    with plans_held(), plans_held():  # nested: still held after the inner one
+        pass
+    with plans_held():
+        with plans_held():
+            _use(block, 8, 8, rng)
+        for _ in range(fftw.MEASURE_AT_USE + 1):
+            _use(block, 8, 8, rng)
+        assert backend.block_plans_built == {"FFTW_ESTIMATE": 2}
+        other = threading.Thread(target=_use, args=(block, 8, 8, rng))
+        other.start()  # another thread's use is not held
+        other.join()
+        assert backend.block_plans_built == {"FFTW_ESTIMATE": 2, "FFTW_MEASURE": 1}
+    _use(block, 8, 8, rng)  # once released, the next use measures the other plan
+    assert backend.block_plans_built == {"FFTW_ESTIMATE": 2, "FFTW_MEASURE": 2}
+
+
 def test_plans_that_ran_briefly_are_not_measured(fftw):
     assert DEFAULT.pyfftw.measure_after_seconds > 0.1
     backend = fftw.PyFFTWBackend(threads=1, planner_effort="FFTW_MEASURE",

@@ -118,6 +118,25 @@ def test_second_call_and_second_engine_measure_nothing():
         measure.engine.plan_for(_channels_first(measure, x), np.float64)
 
 
+@pytest.mark.skipif("pyfftw" not in BACKENDS, reason="pyFFTW is not installed")
+def test_measuring_runs_plan_no_transform_again():
+    """Candidates are timed on the FFT plans they have: none is measured by FFTW meanwhile."""
+    import pyfftw
+
+    pyfftw.forget_wisdom()
+    eager = dataclasses.replace(MEASURE, pyfftw=dataclasses.replace(
+        MEASURE.pyfftw, planner_effort="FFTW_MEASURE", measure_after_seconds=0.0))
+    estimate, measure, x = _pair("strided", "pyfftw", config=eager, method="fft")
+    backend = measure.engine.backend
+    before = backend.block_plans_built["FFTW_MEASURE"]
+    assert_close(measure(x), estimate(x))
+    assert measure.engine.measurements > 1  # (unheld, this call measured a dozen plans)
+    assert backend.block_plans_built["FFTW_MEASURE"] == before
+    for _ in range(3):  # later calls measure the winner's plans (one per call)
+        measure(x)
+    assert backend.block_plans_built["FFTW_MEASURE"] > before
+
+
 def test_only_the_winners_spectra_are_kept():
     _, measure, x = _pair("channels_first_up_down")
     measure(x)

@@ -30,6 +30,26 @@ MAX_PIECES = 3
 REAL_TO_COMPLEX = {np.dtype(np.float32): np.dtype(np.complex64),
                    np.dtype(np.float64): np.dtype(np.complex128)}
 
+# Per thread: how many :func:`plans_held` blocks are open.
+_held = threading.local()
+
+
+@contextmanager
+def plans_held() -> Iterator[None]:
+    """Within it, the calling thread's uses of block transforms keep their plans.
+
+    A backend that plans a transform again with more effort once it recurs (the
+    pyFFTW backend) does not do so in a use inside this block; a later use
+    does.  For timing candidates against each other (measured planning): one
+    candidate's run that stops for seconds of FFT planning would be charged
+    for it and leave the time of the others to it.  Nests.
+    """
+    _held.depth = getattr(_held, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _held.depth -= 1
+
 
 class BlockFFT:
     """Forward and inverse real FFTs of blocks through owned buffers.
@@ -73,11 +93,13 @@ class BlockFFT:
         """Hold :attr:`lock` for one call of the caller (which may run several chunks).
 
         Counts the use; a backend may replace its transforms by faster ones here,
-        before the buffers are filled (see the pyFFTW backend).
+        before the buffers are filled (see the pyFFTW backend), unless the
+        calling thread is inside :func:`plans_held`.
         """
         with self.lock:
             self.uses += 1
-            self._on_use()
+            if not getattr(_held, "depth", 0):
+                self._on_use()
             yield self
 
     def _on_use(self) -> None:
