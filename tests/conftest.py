@@ -12,6 +12,8 @@ import os
 import shutil
 import tempfile
 
+import pytest
+
 _CONFIG_DIR: str | None = None
 
 
@@ -30,3 +32,16 @@ def pytest_configure(config):
 def pytest_unconfigure(config):
     if _CONFIG_DIR is not None:
         shutil.rmtree(_CONFIG_DIR, ignore_errors=True)
+
+
+@pytest.fixture
+def gpu():
+    """NumPy standing in for CuPy (``device_standin``), installed for the test."""
+    from device_standin import standin_modules
+
+    from fftconv.backends import cupy_backend
+
+    modules = standin_modules()
+    cupy_backend.install(modules)
+    yield modules
+    cupy_backend.install(None)

@@ -15,7 +15,7 @@ import types
 
 import numpy as np
 import pytest
-from device_standin import DeviceArray, standin_modules, use_device
+from device_standin import DeviceArray, use_device
 from golden import RTOL, assert_close
 
 import fftconv
@@ -25,15 +25,6 @@ from fftconv.backends.cupy_backend import CupyBackend, PlanCache
 from fftconv.config import device_config, load_config
 
 RNG = np.random.default_rng(11)
-
-
-@pytest.fixture
-def gpu():
-    """The stand-in's modules, installed in place of CuPy for the test."""
-    modules = standin_modules()
-    cupy_backend.install(modules)
-    yield modules
-    cupy_backend.install(None)
 
 
 def _layer(**options):
