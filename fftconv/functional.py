@@ -16,11 +16,18 @@ direct or the FFT path and the kernel's phase kernels and spectra are cached:
   ``'valid'`` correlation of the signal zero-padded (or cropped) at its ends:
   ``'valid'`` passes the signal itself; ``'full'``, ``'same'`` and `upfirdn`
   copy it once into a per-thread buffer that is reused (see
-  :mod:`fftconv._scratch`; it keeps the size of the largest recent call).  The
+  :mod:`fftconv._scratch`; it keeps the size of the largest recent call; on a
+  GPU, a block of its memory pool).  The
   engine's ``'same_zeros'`` extension gives ``'same'`` too, but into a new
   array per call, about 2x slower for inputs of a few MB whose fresh pages
   fault in.  `upfirdn` uses ``strides_up`` / ``strides_down``, so the
   polyphase reduction skips the inserted zeros and the discarded outputs.
+
+A GPU (CuPy) input is computed on its device and the result is an array of
+that device: the signal stays there (a host signal with a GPU kernel is moved
+there), the kernel is read on the host, where it is hashed and its phase
+kernels are built.  Host inputs give numpy results, also with
+``backend='cupy'``, which computes on the current GPU.
 
 Engines are cached by geometry (at most :data:`CACHE_SIZE`, least recently
 used dropped) and the kernel passed as its content hash, so calls with an equal
@@ -36,14 +43,17 @@ import numbers
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import numpy as np
 
 from fftconv._arrays import as_real_array
 from fftconv._scratch import scratch
+from fftconv.backends import Backend, backend_for
+from fftconv.backends.cupy_backend import modules_of
 from fftconv.config import load_config
-from fftconv.engine import Engine, check_backend, check_method, check_planning
+from fftconv.engine import Engine, backend_options, check_backend, check_method, check_planning
 from fftconv.spec import ConvSpec
 
 __all__ = ["convolve", "correlate", "upfirdn"]
@@ -135,8 +145,9 @@ def convolve(in1: Any, in2: Any, mode: str = "full", axes: int | Sequence[int] |
     method : {'auto', 'direct', 'fft'}
         Execution path; 'auto' lets the planner choose.
     backend : {'auto', 'numpy', 'pyfftw', 'cupy'}
-        FFT backend; 'auto' is pyFFTW when installed.  'cupy' computes on a GPU;
-        inputs and results stay numpy arrays (GPU arrays are copied to the host).
+        FFT backend.  With a CuPy input, 'auto' or 'cupy': its GPU.  With host
+        inputs, 'auto' is pyFFTW when installed, and 'cupy' computes on the
+        current GPU and copies the result back.
     planning : {'estimate', 'measure'} or None
         'measure' times the planner's best candidates on the first call of a
         problem size and keeps the fastest, remembered in the plan-wisdom file
@@ -145,23 +156,26 @@ def convolve(in1: Any, in2: Any, mode: str = "full", axes: int | Sequence[int] |
 
     Returns
     -------
-    ndarray, shape (..., n_out, ...)
-        `n_out` as above along the axis, the broadcast lengths (``'same'``:
-        those of `in1`) on the others.  float32 when both inputs are float32,
-        else float64 (bool, integer and other float inputs are computed in
+    ndarray or cupy.ndarray, shape (..., n_out, ...)
+        Where the inputs live: a CuPy array on their GPU when either input is
+        one (a host input is moved there), else a numpy array.  `n_out` as
+        above along the axis, the broadcast lengths (``'same'``: those of
+        `in1`) on the others.  float32 when both inputs are float32, else
+        float64 (bool, integer and other float inputs are computed in
         float64).  An output with a zero-length axis other than `axes` is an
         empty array of that shape.
 
     Raises
     ------
     TypeError
-        If an input is not real numeric data (complex included), or `axes`
-        or `mode` is of the wrong type.
+        If an input is not real numeric data (complex included), `axes` or
+        `mode` is of the wrong type, or an input is a CuPy array and `backend`
+        'numpy' or 'pyfftw'.
     ValueError
         On an unknown `mode`, `method`, `backend` or `planning`, 0-d inputs or
         inputs of different dimensions, `axes` out of range, None for N-d
-        inputs or more than one axis, shapes that do not broadcast, or an input
-        with no sample along the axis.
+        inputs or more than one axis, shapes that do not broadcast, an input
+        with no sample along the axis, or CuPy inputs on two GPUs.
 
     Examples
     --------
@@ -211,8 +225,8 @@ def correlate(in1: Any, in2: Any, mode: str = "full", axes: int | Sequence[int] 
 
     Returns
     -------
-    ndarray, shape (..., n_out, ...)
-        Shapes and dtypes as for :func:`convolve`.
+    ndarray or cupy.ndarray, shape (..., n_out, ...)
+        Where the inputs live; shapes and dtypes as for :func:`convolve`.
 
     Raises
     ------
@@ -266,19 +280,22 @@ def upfirdn(h: Any, x: Any, up: int = 1, down: int = 1, axis: int = -1, *,
 
     Returns
     -------
-    ndarray, shape (..., ((N - 1) * up + K - 1) // down + 1, ...)
-        The broadcast shape of `x` and `h` on the other axes.  float32 when
-        `h` and `x` are float32, else float64.
+    ndarray or cupy.ndarray, shape (..., ((N - 1) * up + K - 1) // down + 1, ...)
+        Where the inputs live, as for :func:`convolve`.  The broadcast shape
+        of `x` and `h` on the other axes.  float32 when `h` and `x` are
+        float32, else float64.
 
     Raises
     ------
     TypeError
-        If `h` or `x` is not real numeric data, or `up`, `down` or `axis` is not
-        an integer.
+        If `h` or `x` is not real numeric data, `up`, `down` or `axis` is not
+        an integer, or an input is a CuPy array and `backend` 'numpy' or
+        'pyfftw'.
     ValueError
         If `up` or `down` < 1, `axis` is out of range, `h` has no tap or the
         wrong number of dimensions, `x` is 0-d or has no sample along `axis`,
-        shapes do not broadcast, or `method`, `backend` or `planning` is unknown.
+        shapes do not broadcast, `method`, `backend` or `planning` is unknown,
+        or `h` and `x` are CuPy arrays on two GPUs.
 
     Examples
     --------
@@ -289,7 +306,7 @@ def upfirdn(h: Any, x: Any, up: int = 1, down: int = 1, axis: int = -1, *,
     down = _factor(down, "down")
     method, backend = check_method(method), check_backend(backend)
     planning = check_planning(planning)
-    taps, signal, dtype = _real_inputs((h, "h"), (x, "x"))
+    taps, signal, dtype, device = _real_inputs(backend, (h, "h"), (x, "x"))
     if signal.ndim == 0:
         raise ValueError("`x` must have at least one dimension, got a 0-d array.")
     axis = _check_axis(axis, signal.ndim, "axis")
@@ -318,31 +335,67 @@ def upfirdn(h: Any, x: Any, up: int = 1, down: int = 1, axis: int = -1, *,
     start = next(s for s in range(first, first + down) if (s * up - (k - 1) - lead) % down == 0)
     drop = (start * up - (k - 1) - lead) // down
     end, extra_pad_end = _end_padding(n + start, k + lead, up, down, drop + n_out)
-    return _filter(signal, taps, axis, dtype, reverse=True, pads=(start, end), lead=lead,
-                   up=up, down=down, extra_pad_end=extra_pad_end, start=drop, length=n_out,
-                   method=method, backend=backend, planning=planning)
+    return _filter(signal, taps, axis, dtype, device, reverse=True, pads=(start, end),
+                   lead=lead, up=up, down=down, extra_pad_end=extra_pad_end, start=drop,
+                   length=n_out, method=method, backend=backend, planning=planning)
 
 
 # -- argument checks ---------------------------------------------------------------
 
 
-def _real_inputs(*pairs: tuple[Any, str]) -> tuple[Any, ...]:
-    """The arrays (values named by arguments) in the computation dtype, then that dtype.
+def _real_inputs(backend: str, *pairs: tuple[Any, str]) -> tuple[Any, ...]:
+    """The arrays (values named by arguments) in the computation dtype, that dtype, the GPU.
 
-    float32 when every input is float32 (any byte order), else float64.
+    float32 when every input is float32 (any byte order), else float64.  GPU
+    arrays stay arrays of their device, host data becomes numpy arrays; the
+    GPU is the backend of the GPU arrays' device (None: there are none).
     """
+    device = _device_of(backend, pairs)
     raw = []
     for value, argument in pairs:
+        if modules_of(value) is not None:
+            raw.append((value, device.xp))
+            continue
         try:
-            raw.append(np.asarray(value))
+            raw.append((np.asarray(value), np))
         except (TypeError, ValueError):
             as_real_array(value, argument, np.float64)  # raises, naming the argument
             raise
-    single = all(a.dtype.kind == "f" and a.dtype.itemsize == 4 for a in raw)
+    single = all(a.dtype.kind == "f" and a.dtype.itemsize == 4 for a, _ in raw)
     dtype = np.dtype(np.float32 if single else np.float64)
-    arrays = [as_real_array(a, argument, dtype)
-              for a, (_, argument) in zip(raw, pairs, strict=True)]
-    return (*arrays, dtype)
+    with _current(device):
+        arrays = [as_real_array(a, argument, dtype, xp=xp)
+                  for (a, xp), (_, argument) in zip(raw, pairs, strict=True)]
+    return (*arrays, dtype, device)
+
+
+def _device_of(backend: str, pairs: tuple[tuple[Any, str], ...]) -> Backend | None:
+    """The backend of the GPU that the GPU arrays among the values live on, or None.
+
+    Raises
+    ------
+    TypeError
+        If `backend` runs on the CPU (see :func:`fftconv.backends.backend_for`).
+    ValueError
+        If they live on two GPUs.
+    """
+    found = [(value, argument) for value, argument in pairs if modules_of(value) is not None]
+    if not found:
+        return None
+    (first, name), *others = found
+    device = backend_for(first, backend, argument=name,
+                         **backend_options(load_config(None)))
+    for value, argument in others:
+        if not device.owns(value):
+            raise ValueError(f"`{name}` is on GPU {device.device} and `{argument}` on GPU "
+                             f"cuda:{modules_of(value).device_of(value)}: inputs must be on "
+                             f"one device; copy one of them to the other's.")
+    return device
+
+
+def _current(device: Backend | None) -> AbstractContextManager:
+    """A context in which `device` is the current GPU (nothing for None: the host)."""
+    return nullcontext() if device is None else device.activate()
 
 
 def _check_mode(mode: object) -> str:
@@ -407,7 +460,7 @@ def _convolution(in1: Any, in2: Any, mode: object, axes: object, corr: bool, met
     mode = _check_mode(mode)
     method, backend = check_method(method), check_backend(backend)
     planning = check_planning(planning)
-    a1, a2, dtype = _real_inputs((in1, "in1"), (in2, "in2"))
+    a1, a2, dtype, device = _real_inputs(backend, (in1, "in1"), (in2, "in2"))
     if a1.ndim == 0 or a2.ndim == 0:
         raise ValueError(f"`in1` and `in2` must have at least one dimension, got shapes "
                          f"{a1.shape} and {a2.shape}.")
@@ -439,7 +492,7 @@ def _convolution(in1: Any, in2: Any, mode: object, axes: object, corr: bool, met
     # gives r[k] = z[k]; engine 'valid' on the signal padded by (k - 1 - start,
     # start + length - w) zeros (negative: cropped) gives exactly r[start:start+length].
     k, w = kernel.shape[axis], signal.shape[axis]
-    return _filter(signal, kernel, axis, dtype, reverse=not corr,
+    return _filter(signal, kernel, axis, dtype, device, reverse=not corr,
                    pads=(k - 1 - start, start + length - w), length=length, flip=flip,
                    method=method, backend=backend, planning=planning)
 
@@ -463,21 +516,23 @@ def _digest(kernel: np.ndarray) -> tuple[str, tuple[int, ...], bytes]:
             hashlib.blake2b(kernel.data, digest_size=20).digest())
 
 
-def _filter(x: np.ndarray, h: np.ndarray, axis: int, dtype: np.dtype, *, reverse: bool,
-            pads: tuple[int, int], length: int, lead: int = 0, up: int = 1, down: int = 1,
-            extra_pad_end: bool = False, start: int = 0, flip: bool = False,
-            method: str, backend: str, planning: str | None = None) -> np.ndarray:
+def _filter(x: Any, h: Any, axis: int, dtype: np.dtype, device: Backend | None, *,
+            reverse: bool, pads: tuple[int, int], length: int, lead: int = 0, up: int = 1,
+            down: int = 1, extra_pad_end: bool = False, start: int = 0, flip: bool = False,
+            method: str, backend: str, planning: str | None = None) -> Any:
     """Run one separable correlation on the engine and lay the result out like `x`.
 
     Parameters
     ----------
-    x : ndarray, shape (..., W, ...)
-        The signal, `dtype`.
-    h : ndarray, shape (..., K, ...)
+    x : ndarray or array of `device`, shape (..., W, ...)
+        The signal, `dtype`; moved to `device` if it is on the host.
+    h : ndarray or array of `device`, shape (..., K, ...)
         The kernel, `dtype`, as many dimensions as `x`, broadcast-compatible
-        on the axes other than `axis`.
+        on the axes other than `axis`; read on the host.
     axis : int
     dtype : float32 or float64
+    device : Backend or None
+        The GPU of the inputs; None: they are numpy arrays.
     reverse : bool
         Correlate with `h` reversed along `axis` (a convolution) or as it is.
     pads : (int, int)
@@ -498,9 +553,10 @@ def _filter(x: np.ndarray, h: np.ndarray, axis: int, dtype: np.dtype, *, reverse
 
     Returns
     -------
-    ndarray, shape (..., length, ...)
+    array of ``device.xp`` (numpy for None), shape (..., length, ...)
         C-contiguous; the broadcast shape on the other axes.
     """
+    xp = np if device is None else device.xp
     nd, k, w = x.ndim, h.shape[axis], x.shape[axis]
     roles = {}  # axis -> 'batch' (signal varies), 'chan' (both), 'filt' (kernel), 'one'
     for i in range(nd):
@@ -510,51 +566,59 @@ def _filter(x: np.ndarray, h: np.ndarray, axis: int, dtype: np.dtype, *, reverse
                         "batch" if b == 1 else "filt")
     out_shape = tuple(length if i == axis else max(x.shape[i], h.shape[i])
                       if 0 not in (x.shape[i], h.shape[i]) else 0 for i in range(nd))
-    if math.prod(out_shape) == 0:
-        return np.zeros(out_shape, dtype)
-    groups = {r: [i for i in range(nd) if roles.get(i) == r]
-              for r in ("batch", "chan", "filt", "one")}
-    b_shape = tuple(x.shape[i] for i in groups["batch"])
-    c_shape = tuple(x.shape[i] for i in groups["chan"])
-    f_shape = tuple(h.shape[i] for i in groups["filt"])
-    batch, channels, filters = math.prod(b_shape), math.prod(c_shape), math.prod(f_shape)
+    with _current(device):
+        if math.prod(out_shape) == 0:
+            return xp.zeros(out_shape, dtype)
+        groups = {r: [i for i in range(nd) if roles.get(i) == r]
+                  for r in ("batch", "chan", "filt", "one")}
+        b_shape = tuple(x.shape[i] for i in groups["batch"])
+        c_shape = tuple(x.shape[i] for i in groups["chan"])
+        f_shape = tuple(h.shape[i] for i in groups["filt"])
+        batch, channels, filters = math.prod(b_shape), math.prod(c_shape), math.prod(f_shape)
 
-    taps = np.transpose(h, [axis, *groups["chan"], *groups["filt"], *groups["batch"],
-                            *groups["one"]]).reshape(k, channels, filters)
-    kernel = np.zeros((lead + k, channels, filters), dtype)
-    kernel[lead:] = taps[::-1] if reverse else taps
-    token = _digest(kernel)
+        if device is not None:
+            x = device.to_device(x)
+            if device.owns(h):
+                h = device.to_host(h)  # hashed, and its phase kernels built, on the host
+        taps = np.transpose(h, [axis, *groups["chan"], *groups["filt"], *groups["batch"],
+                                *groups["one"]]).reshape(k, channels, filters)
+        kernel = np.zeros((lead + k, channels, filters), dtype)
+        kernel[lead:] = taps[::-1] if reverse else taps
+        token = _digest(kernel)
 
-    xt = np.transpose(x, [*groups["batch"], *groups["chan"], *groups["filt"], *groups["one"],
+        xt = x.transpose([*groups["batch"], *groups["chan"], *groups["filt"], *groups["one"],
                           axis]).reshape(*b_shape, *c_shape, w)
-    ps, pe = pads
-    kept = xt[..., max(0, -ps):w - max(0, -pe)]
-    ps, pe = max(0, ps), max(0, pe)
-    if ps or pe:
-        n = kept.shape[-1]
-        # A temporary of the call: reused, so its pages are not faulted in anew.
-        padded = scratch("functional.padded", (*b_shape, *c_shape, ps + n + pe), dtype)
-        padded[..., :ps] = 0
-        padded[..., ps:ps + n] = kept
-        padded[..., ps + n:] = 0
-        x3 = padded.reshape(batch, channels, -1)
-    else:
-        x3 = kept.reshape(batch, channels, kept.shape[-1])  # a view when the layout allows
-    spec = ConvSpec(kernel_support=lead + k, corr=True, strides_up=up, strides_down=down,
-                    padding="valid", extra_pad_end=extra_pad_end, channel_separable=True)
-    engine = _ENGINES.get(spec, filters, dtype, method, backend, token, planning)
-    order = [roles.get(i, "time") for i in range(nd) if roles.get(i) != "one"]
-    time_major = (not _ordered(order, ("batch", "chan", "filt", "time"))
-                  and _ordered(order, ("batch", "time", "chan", "filt")))
-    y = engine.backend_for(x3).to_host(engine(x3, lambda: kernel, token, time_major=time_major))
-    assert y.shape[-1] >= start + length, (y.shape, start, length)
-    y = y[:, :, start:start + length].reshape(*b_shape, *c_shape, *f_shape, length,
-                                             *(1,) * len(groups["one"]))
-    placed = [*groups["batch"], *groups["chan"], *groups["filt"], axis, *groups["one"]]
-    y = np.transpose(y, np.argsort(placed))
-    if flip:
-        y = np.flip(y, axis)
-    return np.ascontiguousarray(y)
+        ps, pe = pads
+        kept = xt[..., max(0, -ps):w - max(0, -pe)]
+        ps, pe = max(0, ps), max(0, pe)
+        if ps or pe:
+            n = kept.shape[-1]
+            # A temporary of the call: reused, so its pages are not faulted in anew.
+            buffer = scratch if device is None else device.scratch
+            padded = buffer("functional.padded", (*b_shape, *c_shape, ps + n + pe), dtype)
+            padded[..., :ps] = 0
+            padded[..., ps:ps + n] = kept
+            padded[..., ps + n:] = 0
+            x3 = padded.reshape(batch, channels, -1)
+        else:
+            x3 = kept.reshape(batch, channels, kept.shape[-1])  # a view when the layout allows
+        spec = ConvSpec(kernel_support=lead + k, corr=True, strides_up=up, strides_down=down,
+                        padding="valid", extra_pad_end=extra_pad_end, channel_separable=True)
+        engine = _ENGINES.get(spec, filters, dtype, method, backend, token, planning)
+        order = [roles.get(i, "time") for i in range(nd) if roles.get(i) != "one"]
+        time_major = (not _ordered(order, ("batch", "chan", "filt", "time"))
+                      and _ordered(order, ("batch", "time", "chan", "filt")))
+        y = engine(x3, lambda: kernel, token, time_major=time_major)
+        if device is None:  # host inputs: a GPU backend's result comes back
+            y = engine.backend_for(x3).to_host(y)
+        assert y.shape[-1] >= start + length, (y.shape, start, length)
+        y = y[:, :, start:start + length].reshape(*b_shape, *c_shape, *f_shape, length,
+                                                 *(1,) * len(groups["one"]))
+        placed = [*groups["batch"], *groups["chan"], *groups["filt"], axis, *groups["one"]]
+        y = y.transpose(sorted(range(nd), key=placed.__getitem__))
+        if flip:
+            y = xp.flip(y, axis)
+        return xp.ascontiguousarray(y)
 
 
 def _ordered(roles: list[str], order: tuple[str, ...]) -> bool:

@@ -178,7 +178,7 @@ def get_backend(name: str = "auto", *, threads: int | None = None,
     return backend
 
 
-def backend_for(x: Any, name: str = "auto", **options: Any) -> Backend:
+def backend_for(x: Any, name: str = "auto", *, argument: str = "x", **options: Any) -> Backend:
     """The backend that runs a call on the input `x`.
 
     A GPU array runs on its own device (``'auto'`` or ``'cupy'``); host data runs
@@ -188,6 +188,8 @@ def backend_for(x: Any, name: str = "auto", **options: Any) -> Backend:
     ----------
     x : array_like
     name : {'auto', 'numpy', 'pyfftw', 'cupy'}
+    argument : str
+        The name of `x` in the caller's signature, for the error message.
     **options
         As for :func:`get_backend`.
 
@@ -200,9 +202,9 @@ def backend_for(x: Any, name: str = "auto", **options: Any) -> Backend:
     if modules is None:
         return get_backend(name, **options)
     if name in ("numpy", "pyfftw"):
-        raise TypeError(f"`x` is an array on a GPU ({type(x).__name__}) and backend={name!r} "
-                        f"runs on the CPU: use backend='auto' or 'cupy', or move `x` to the "
-                        f"host first (x.get()).")
+        raise TypeError(f"`{argument}` is an array on a GPU ({type(x).__name__}) and "
+                        f"backend={name!r} runs on the CPU: use backend='auto' or 'cupy', "
+                        f"or move `{argument}` to the host first ({argument}.get()).")
     return _device_backend(modules, modules.device_of(x), options.get("max_plans"),
                            options.get("max_plan_bytes"))
 
