@@ -66,7 +66,7 @@ import numpy as np
 
 from fftconv import activations
 from fftconv._arrays import as_real_array, float_dtype
-from fftconv.backends import Backend, get_backend
+from fftconv.backends import Backend, backend_for, get_backend
 from fftconv.backends.cupy_backend import modules_of
 from fftconv.config import Config, StreamingCosts, load_config
 from fftconv.engine import check_backend
@@ -405,9 +405,14 @@ class StreamingConv1D:
     dtype : {'float32', 'float64'}
         Computation and output dtype.
     backend : {'auto', 'numpy', 'pyfftw', 'cupy'}
-        Where the stream runs: 'auto', 'numpy' and 'pyfftw' on the CPU (single
-        FFT threads: a stream's transforms are small), 'cupy' on the current GPU
-        (its state lives there; host blocks go there and their outputs come back).
+        Where the stream runs (single FFT threads on the CPU: a stream's
+        transforms are small).  'numpy' and 'pyfftw': the CPU.  'auto' follows
+        the first block of each stream: a CuPy array's GPU, else the CPU.
+        'cupy': the GPU of a first block that is a CuPy array, else the current
+        GPU at construction.  On a GPU the state lives there; host blocks go
+        there and their outputs come back.  Kernel spectra are made at
+        construction for the CPU ('auto') or the current GPU ('cupy'), and once
+        for each other device a stream starts on.
     config : Config, path or None
         Configuration whose ``[streaming]`` costs choose a non-uniform layout
         (see :func:`fftconv.load_config`; None: ``FFTCONV_CONFIG`` or the default).
@@ -476,7 +481,8 @@ class StreamingConv1D:
         partitioning = _check_partitioning(partitioning)
         if partition is None and not isinstance(partitioning, str):
             partition = partitioning[0]
-        self._backend = get_backend(check_backend(backend), threads=1)
+        self._backend_name = check_backend(backend)
+        self._home = get_backend(self._backend_name, threads=1)
 
         poly = _FullPolyphase(spec) if padding == "full" else polyphase(spec)
         self._out_phases, self._in_phases = poly.out_phases, poly.in_phases
@@ -496,8 +502,9 @@ class StreamingConv1D:
                                         load_config(config).streaming)
         self._by_bin = [_product_by_bin(level, self._partition, co, ci)
                         for level in self._levels]
-        self._spectra = [self._level_spectra(w[..., ::-1], level, by_bin)
-                         for level, by_bin in zip(self._levels, self._by_bin, strict=True)]
+        self._taps = w[..., ::-1]  # the reversed phase kernels, for the spectra of each device
+        self._spectra: dict[str, list[Any]] = {}
+        self._spectra_on(self._home)
 
         # Phase-input sample m holds x[base + S*m + phi].  Choose the frame grid
         # (`base`, shifting v by whole samples) so that frames end on input sample
@@ -517,24 +524,34 @@ class StreamingConv1D:
 
     # -- construction helpers ------------------------------------------------
 
-    def _level_spectra(self, h: np.ndarray, level: Level, by_bin: bool) -> np.ndarray:
-        """Spectra of a level's partitions of the reversed phase kernels `h` (G, Co, Ci, Kp).
+    def _spectra_on(self, backend: Backend) -> list[Any]:
+        """The partition spectra of every level on `backend`'s device, made once per device."""
+        spectra = self._spectra.get(backend.device)
+        if spectra is None:
+            with backend.activate():
+                spectra = [self._level_spectra(backend, level, by_bin)
+                           for level, by_bin in zip(self._levels, self._by_bin, strict=True)]
+            self._spectra[backend.device] = spectra
+        return spectra
+
+    def _level_spectra(self, backend: Backend, level: Level, by_bin: bool) -> Any:
+        """Spectra of a level's partitions of the reversed phase kernels (G, Co, Ci, Kp).
 
         Returns (G, M + 1, Co, count, Ci) when `by_bin`, else (G, Co, count, Ci, M + 1);
-        complex, partition ``p`` at ``count - 1 - p``, on the stream's device, never
+        complex, partition ``p`` at ``count - 1 - p``, on `backend`'s device, never
         written (read-only on the host).
         """
+        h = self._taps
         groups, co, ci, kp = h.shape
         m, count = level.size, level.count
         taps = np.zeros((groups, co, ci, count * m))
         part = h[..., level.start:level.start + count * m]
         taps[..., :part.shape[-1]] = part
         parts = taps.reshape(groups, co, ci, count, m)[:, :, :, ::-1]
-        spectra = self._backend.rfft(parts, 2 * m, axis=-1) * (1.0 / (2 * m))
+        spectra = backend.rfft(parts, 2 * m, axis=-1) * (1.0 / (2 * m))
         complex_dtype = np.result_type(self._dtype, np.complex64)
         order = (0, 4, 1, 3, 2) if by_bin else (0, 1, 3, 2, 4)
-        spectra = self._backend.xp.ascontiguousarray(spectra.transpose(order),
-                                                     dtype=complex_dtype)
+        spectra = backend.xp.ascontiguousarray(spectra.transpose(order), dtype=complex_dtype)
         if isinstance(spectra, np.ndarray):  # device arrays have no read-only flag
             spectra.flags.writeable = False
         return spectra
@@ -625,9 +642,12 @@ class StreamingConv1D:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the stream's state (delay lines, histories, kernel spectra,
-        accumulators, buffered input and outputs); bounded whatever the stream length."""
-        arrays = [self._xbuf, self._ring, *self._pending, *self._spectra]
+        """Bytes held by the stream's state (delay lines, histories, kernel spectra on
+        each device used, accumulators, buffered input and outputs); bounded whatever
+        the stream length."""
+        arrays = [self._xbuf, self._ring, *self._pending]
+        for spectra in self._spectra.values():
+            arrays += spectra
         for state in self._states:
             arrays += [state.fdl, state.history, state.acc, state.tmp]
         return sum(a.nbytes for a in arrays if a is not None)
@@ -649,7 +669,7 @@ class StreamingConv1D:
     # -- stream --------------------------------------------------------------
 
     def reset(self) -> None:
-        """Forget the stream: the next :meth:`process` starts a new one."""
+        """Forget the stream: the next :meth:`process` starts a new one, on its block's device."""
         self._batch: int | None = None
         self._ndim = 2
         self._states: list[_LevelState] = []
@@ -664,15 +684,17 @@ class StreamingConv1D:
         self._xbuf: Any = None
         self._ring: Any = None
         self._placed = True  # the outputs stay where the stream is
+        self._backend = self._home  # until the first block chooses
 
     def _allocate(self, batch: int) -> None:
         self._batch = batch
         step = self.frame_length
-        xp = self._backend.xp
+        backend = self._backend
+        xp = backend.xp
         self._xbuf = xp.zeros((batch, step, self._c_in), self._dtype)
-        self._states = [_LevelState(level, self._partition, spectra, by_bin, batch,
-                                    self._backend, self._dtype)
-                        for level, spectra, by_bin in zip(self._levels, self._spectra,
+        self._states = [_LevelState(level, self._partition, spectra, by_bin, batch, backend,
+                                    self._dtype)
+                        for level, spectra, by_bin in zip(self._levels, self._spectra_on(backend),
                                                           self._by_bin, strict=True)]
         length = self._partition + max(level.start for level in self._levels)
         groups, co = self._groups, self._phase_out
@@ -686,7 +708,10 @@ class StreamingConv1D:
         x : array_like, shape (n, C_in) or (B, n, C_in)
             Channels last, any ``n >= 0``; ``B`` must stay the same within a
             stream (a 2-D block is ``B = 1``).  Converted to the stream dtype.
-            A stream on a GPU (``backend='cupy'``) takes host or CuPy arrays.
+            The first block of a stream (after construction or :meth:`reset`)
+            chooses its device: a CuPy array its own GPU (``backend='auto'`` or
+            ``'cupy'``), host data the construction's (the CPU, or the GPU of
+            ``'cupy'``).  Later blocks are host data or CuPy arrays on that GPU.
 
         Returns
         -------
@@ -700,17 +725,34 @@ class StreamingConv1D:
             If the stream is finished, or `x` has a wrong rank, channel count or
             batch size.
         TypeError
-            If `x` is not real numeric data.
+            If `x` is not real numeric data, or a CuPy array on another device
+            than the stream's (the CPU included; the message names both).
         """
         self._check_open("process")
+        modules = modules_of(x)
+        if self._batch is None:  # the first block of a stream chooses its device
+            follows = modules is not None and self._backend_name in ("auto", "cupy")
+            self._backend = (backend_for(x, self._backend_name, threads=1) if follows
+                             else self._home)
         backend = self._backend
-        self._placed = backend.owns(x)
-        if not self._placed and modules_of(x) is not None:
-            raise TypeError(f"`x` is a GPU array not on this stream's device ({backend.device}, "
-                            f"backend={backend.name!r}): make the stream with backend='cupy' "
-                            f"on the array's device, or move `x` there.")
+        placed = backend.owns(x)
+        if not placed and modules is not None:
+            raise self._elsewhere(f"cuda:{modules.device_of(x)}")
+        self._placed = placed
         with backend.activate():
             return self._process(as_real_array(x, "x", self._dtype, xp=backend.xp))
+
+    def _elsewhere(self, device: str) -> TypeError:
+        """The error for a block on GPU `device` (``'cuda:<id>'``), not the stream's device."""
+        if self._backend_name in ("numpy", "pyfftw"):
+            return TypeError(f"`x` is a GPU array on {device} and backend="
+                             f"{self._backend_name!r} runs on the CPU: make the stream with "
+                             f"backend='auto' or 'cupy', or move `x` to the host (x.get()).")
+        here = self._backend.device
+        where, move = (("the CPU", "the host (x.get())") if here == "cpu" else (here, here))
+        return TypeError(f"`x` is a GPU array on {device}, but this stream runs on {where} "
+                         f"(chosen when it started): call reset() to start a new stream on "
+                         f"{device}, use one stream per device, or move `x` to {move}.")
 
     def _process(self, x: Any) -> Any:
         if x.ndim not in (2, 3):

@@ -138,8 +138,9 @@ def test_any_split_matches_one_shot_on_the_gpu_backend(name, data):
 
 def test_a_cpu_stream_refuses_gpu_blocks():
     with on_device("cupy-standin") as device:
-        stream = StreamingConv1D(np.ones((5, 1, 1)))
-        with pytest.raises(TypeError, match="GPU array not on this stream's device"):
+        stream = StreamingConv1D(np.ones((5, 1, 1)), backend="numpy")
+        with pytest.raises(TypeError, match="GPU array on cuda:0 and backend='numpy' runs on "
+                                            "the CPU"):
             stream.process(device.put(np.ones((10, 1))))
 
 
