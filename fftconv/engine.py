@@ -18,6 +18,7 @@ from fftconv.config import PLANNING_MODES, Config, device_config, load_config
 from fftconv.paths import Job
 from fftconv.paths.direct import WindowsPath
 from fftconv.paths.fft import FFTPath
+from fftconv.paths.fir import FIRPath
 from fftconv.paths.shifted import ShiftedPath
 from fftconv.planner import (
     Candidate,
@@ -52,8 +53,10 @@ MEASURE_MARGIN = 0.05
 
 #: The paths, by the plan's variant: ``prepare(w, plan, backend)`` makes the operands
 #: kept on the device from the host phase kernels, ``run(x, operands, plan, job)``
-#: the layer output (see :mod:`fftconv.paths`).  Both devices use the same entries.
-PATHS = {"fft": FFTPath(), "direct-shifted": ShiftedPath(), "direct-windows": WindowsPath()}
+#: the layer output (see :mod:`fftconv.paths`).  Both devices use the same entries;
+#: the planner chooses ``'direct-fir'`` (a CUDA kernel) on a GPU only.
+PATHS = {"fft": FFTPath(), "direct-shifted": ShiftedPath(), "direct-windows": WindowsPath(),
+         "direct-fir": FIRPath()}
 
 
 def check_planning(planning: object) -> str | None:
@@ -165,8 +168,11 @@ class Engine:
             if self.backend_name != "cupy":
                 raise
             backend = None  # planning is pure: a GPU plan without a GPU
-        name = self.backend_name if backend is None else backend.name
-        return self._plan(_plan_key(input_shape, dtype, name), backend)[0]
+        if backend is None:
+            key = _plan_key(input_shape, dtype, self.backend_name, "cuda")
+        else:
+            key = _plan_key(input_shape, dtype, backend.name, backend.device)
+        return self._plan(key, backend)[0]
 
     def __call__(self, x: Any, kernel: Callable[[], np.ndarray],
                  token: Hashable | None, time_major: bool = False,
@@ -212,7 +218,7 @@ class Engine:
     def _call(self, backend: Backend, x: Any, kernel: Callable[[], np.ndarray],
               token: Hashable | None, time_major: bool, keep: dict[int, list] | None) -> Any:
         x = backend.to_device(x)
-        key = _plan_key(x.shape, x.dtype, backend.name)
+        key = _plan_key(x.shape, x.dtype, backend.name, backend.device)
         chosen, settled = self._plan(key, backend)
         if not settled:
             chosen, y = self._settle(key, chosen, backend, x, kernel, token, time_major)
@@ -358,8 +364,15 @@ class Engine:
         return chosen
 
     def _wisdom_key(self, model: Plan) -> str:
+        gpu = None
+        if model.device == "cuda":
+            # Calls plan inside their backend's activate(): the current GPU is theirs.
+            try:
+                gpu = get_backend("cupy", **backend_options(self.config)).device_model
+            except (ImportError, RuntimeError):
+                gpu = "none"  # planning without a GPU: no winner measured on one applies
         return plan_wisdom.wisdom_key(model.problem, model.backend, model.threads, self.method,
-                                      model.direct_variant)
+                                      model.direct_variant, gpu)
 
     def _remembered(self, model: Plan) -> Plan | None:
         """`model` with the plan wisdom's winner chosen; None if unknown or no longer valid.
@@ -523,9 +536,12 @@ def backend_options(config: Config) -> dict[str, Any]:
             "max_plans": config.cupy.max_plans, "max_plan_bytes": config.cupy.max_plan_bytes}
 
 
-def _plan_key(input_shape: tuple[int, ...], dtype: np.dtype, backend: str) -> tuple:
-    """An engine's plan-cache key: the input shape, the dtype and the backend's name."""
-    return (tuple(input_shape), np.dtype(dtype).str, backend)
+def _plan_key(input_shape: tuple[int, ...], dtype: np.dtype, backend: str, device: str) -> tuple:
+    """An engine's plan-cache key: the input shape, the dtype, the backend's name and device.
+
+    A plan measured on one GPU is not taken for a call on another.
+    """
+    return (tuple(input_shape), np.dtype(dtype).str, backend, device)
 
 
 def _operands_key(chosen: Plan, dtype: str, device: str) -> tuple:

@@ -391,7 +391,7 @@ class SignalConv1D:
         backend = self.engine.backend_for(x)
         placed = backend.owns(x)  # else the result goes back to the host
         with backend.activate():
-            x = as_real_array(x, "x", self.dtype, xp=backend.xp)
+            x = _on_backend(backend, x, "x", self.dtype)
             self._check_input(x.shape)
             if self.data_format == "channels_last":
                 x = x.transpose(0, 2, 1)
@@ -472,9 +472,9 @@ class SignalConv1D:
         backend = self.engine.backend_for(x)
         placed = backend.owns(x)
         with backend.activate():
-            x = as_real_array(x, "x", self.dtype, xp=backend.xp)
+            x = _on_backend(backend, x, "x", self.dtype)
             self._check_input(x.shape)
-            g = as_real_array(g, "g", self.dtype, xp=backend.xp)
+            g = _on_backend(backend, g, "g", self.dtype)
             expected = self.compute_output_shape(x.shape)
             if g.shape != expected:
                 raise ValueError(f"`g` must have the shape of the output {expected} for `x` "
@@ -573,6 +573,18 @@ class SignalConv1D:
                 f"corr={s.corr}, strides_down={s.strides_down}, strides_up={s.strides_up}, "
                 f"padding={s.padding!r}, channel_separable={s.channel_separable}, "
                 f"data_format={self.data_format!r})")
+
+
+def _on_backend(backend: Any, value: Any, argument: str, dtype: np.dtype) -> Any:
+    """`value` as a real array of `dtype` on `backend`'s device.
+
+    Host data is checked and converted on the host, then moved by
+    :meth:`~fftconv.backends.Backend.to_device` (on a GPU, staged through pinned
+    memory).
+    """
+    if backend.owns(value):
+        return as_real_array(value, argument, dtype, xp=backend.xp)
+    return backend.to_device(as_real_array(value, argument, dtype))
 
 
 def signal_conv1d(x: Any, kernel: Any, bias: Any = None, **options: Any) -> np.ndarray:

@@ -11,7 +11,8 @@ File
 ----
 A JSON object ``{"format": FORMAT, "plans": {key: entry}}``.  A key
 (:func:`wisdom_key`) names what the timing depends on: the FFT backend, its
-threads, the dtype, the machine (:func:`machine_id`), the candidates allowed
+threads, the dtype, the machine (:func:`machine_id`) and on a GPU its model (a
+winner measured on one GPU model is not taken on another), the candidates allowed
 (``method``) and the ``corr_valid`` problem sizes with the direct variant they
 imply.  An entry is ``{"path": "direct" | "fft", "n_fft": int, "seconds":
 {candidate: s}, "saved": unix time}``; only `path` and `n_fft` are used, the
@@ -68,7 +69,7 @@ WISDOM_FILE = "plan-wisdom.json"
 FORMAT = "fftconv plan wisdom 1"
 #: Entries a file keeps; the least recently saved are dropped beyond this.
 MAX_ENTRIES = 4096
-#: Environment variable turning saving on or off (overrides the configuration).
+#: The paths an entry may name.
 _PATHS = ("direct", "fft")
 
 # Winners known to this process, per wisdom file (the cache directory may change
@@ -81,7 +82,6 @@ _save_lock = threading.Lock()
 # Keys being measured in this process, each with the event set when that is done.
 _measuring: dict[str, threading.Event] = {}
 _measuring_lock = threading.Lock()
-# Kinds of warning already issued ("read", "save", "env"): each at most once per process.
 
 
 def wisdom_path() -> Path:
@@ -101,7 +101,7 @@ def machine_id() -> str:
 
 
 def wisdom_key(problem: Problem, backend: str, threads: int, method: str,
-               variant: str | None = None) -> str:
+               variant: str | None = None, device_model: str | None = None) -> str:
     """The key of a measured winner.
 
     Parameters
@@ -118,17 +118,22 @@ def wisdom_key(problem: Problem, backend: str, threads: int, method: str,
     variant : {'direct-shifted', 'direct-windows'} or None
         The form of the direct candidate (the plan's ``direct_variant``); None:
         :func:`~fftconv.planner.direct_variant` of `problem` on the backend's device.
+    device_model : str or None
+        The GPU's model (:attr:`~fftconv.backends.Backend.device_model`); None on
+        the CPU.
 
     Returns
     -------
     str
         For example ``'numpy|threads=1|float64|x86_64, AMD EPYC, 2 CPUs|auto|B=2 G=1
-        Ci=3 Co=4 Kp=9 T=100 itemsize=8|windows'``.
+        Ci=3 Co=4 Kp=9 T=100 itemsize=8|windows'``; on a GPU the machine is
+        followed by its model, ``'...|2 CPUs|gpu=NVIDIA H200|auto|...'``.
     """
     p = problem
     variant = (variant or direct_variant(p, device_kind(backend))).removeprefix("direct-")
     dtype = "float64" if p.itemsize == 8 else "float32"
-    return (f"{backend}|threads={threads}|{dtype}|{machine_id()}|{method}|"
+    machine = machine_id() if device_model is None else f"{machine_id()}|gpu={device_model}"
+    return (f"{backend}|threads={threads}|{dtype}|{machine}|{method}|"
             f"B={p.batch} G={p.groups} Ci={p.in_channels} Co={p.out_channels} "
             f"Kp={p.kernel_length} T={p.outputs} itemsize={p.itemsize}|{variant}")
 

@@ -38,7 +38,7 @@ SHORT_INPUT_BLOCKS = 4
 METHODS = ("auto", "direct", "fft", "direct-shifted", "direct-windows")
 
 #: The path variants a :class:`Plan` names, each an entry of the engine's table.
-VARIANTS = ("fft", "direct-shifted", "direct-windows")
+VARIANTS = ("fft", "direct-shifted", "direct-windows", "direct-fir")
 
 
 def check_method(method: object) -> str:
@@ -103,8 +103,9 @@ class Plan:
         Cheapest first; the first is the chosen one.
     device : {'cpu', 'cuda'}
         The kind of device the plan is for (its cost model).
-    direct_variant : {'direct-shifted', 'direct-windows'}
-        The form the direct path takes for this problem on this device.
+    direct_variant : {'direct-shifted', 'direct-windows', 'direct-fir'}
+        The form the direct path takes for this problem on this device
+        (``'direct-fir'``, one FIR kernel, on a GPU only).
     """
 
     path: str
@@ -119,7 +120,7 @@ class Plan:
 
     @property
     def variant(self) -> str:
-        """The path variant run: ``'fft'``, ``'direct-shifted'`` or ``'direct-windows'``."""
+        """The path variant run: ``'fft'`` or the :attr:`direct_variant`."""
         return "fft" if self.path == "fft" else self.direct_variant
 
     def choose(self, candidate: Candidate) -> Plan:
@@ -142,6 +143,7 @@ class Plan:
         p = self.problem
         how = (f", N={self.n_fft}, block={self.block}" if self.path == "fft"
                else " (shifted GEMMs)" if self.direct_variant == "direct-shifted"
+               else " (FIR kernel)" if self.direct_variant == "direct-fir"
                else " (gathered windows)")
         head = (f"Plan: {self.path}{how}"
                 + f", backend={self.backend}, device={self.device}, threads={self.threads}")
@@ -264,31 +266,38 @@ def direct_variant(p: Problem, device: str = "cpu", method: str = "auto") -> str
 
     ``'direct-shifted'`` (shifted GEMMs) for an ungrouped problem with at least
     the device's ``shifted_min_channels`` input and output channels
-    (:class:`~fftconv.backends.DeviceTraits`), else ``'direct-windows'``
-    (gathered windows); a `method` naming a variant forces it where it applies
-    (grouped problems always gather windows).
+    (:class:`~fftconv.backends.DeviceTraits`); with fewer input or output
+    channels (per group) ``'direct-fir'`` (one FIR kernel) on a GPU; else
+    ``'direct-windows'`` (gathered windows).  A `method` naming a variant
+    forces it where it applies (grouped problems gather windows).
     """
-    if p.groups != 1:
-        return "direct-windows"
     if method in ("direct-shifted", "direct-windows"):
-        return method
-    wide = min(p.in_channels, p.out_channels) >= device_traits(device).shifted_min_channels
-    return "direct-shifted" if wide else "direct-windows"
+        return method if p.groups == 1 else "direct-windows"
+    few = min(p.in_channels, p.out_channels) < device_traits(device).shifted_min_channels
+    if few and device == "cuda":
+        return "direct-fir"
+    return "direct-shifted" if p.groups == 1 and not few else "direct-windows"
 
 
 def direct_cost(p: Problem, config: Config, variant: str | None = None) -> float:
     """Estimated ns of the direct path: GEMMs plus data movement plus blocks.
 
-    Shifted GEMMs move the input and the output once; gathered windows copy
-    ``Kp`` windows of the input and write the output.  `variant` None is
-    :func:`direct_variant` of `p` on the configuration's device.
+    Shifted GEMMs move the input and the output once; the FIR kernel too, in
+    one launch; gathered windows copy ``Kp`` windows of the input and write the
+    output.  `variant` None is :func:`direct_variant` of `p` on the
+    configuration's device.
     """
     c = config.direct
     factor = c.float64_factor if p.itemsize == 8 else 1.0
-    if (variant or direct_variant(p, config.device)) == "direct-shifted":
-        rows = p.outputs + p.kernel_length - 1
+    variant = variant or direct_variant(p, config.device)
+    rows = p.outputs + p.kernel_length - 1
+    if variant == "direct-shifted":
         moved = p.batch * rows * (p.in_channels + p.out_channels) * p.itemsize
         calls = max(1, -(-moved // config.memory.direct_bytes)) * p.kernel_length
+    elif variant == "direct-fir":
+        samples = p.in_channels * rows + p.out_channels * p.outputs
+        moved = p.batch * p.groups * samples * p.itemsize
+        calls = 1
     else:
         gathered = p.batch * p.groups * p.in_channels * p.kernel_length * p.outputs * p.itemsize
         calls = max(1, -(-gathered // config.memory.direct_bytes))

@@ -12,6 +12,17 @@ behaves as strictly as a CuPy array where it matters to fftconv:
 * transforms take cuFFT-like plans (``get_fft_plan``) and refuse a plan whose
   shape does not match, as CuPy does; the GEMM wants C-contiguous operands, as
   cuBLAS takes them without a copy.
+* ``raw_kernel`` makes fftconv's own CUDA kernel (:mod:`fftconv.paths.fir`) as an
+  emulation in NumPy of what its threads compute, from the launch arguments
+  alone (pointers, sizes, strides); a launch with arguments of other dtypes, a
+  grid too small for the output or arguments that reach outside an array raises.
+* host<->device copies on a stream (``x.set(host, stream=)``,
+  ``x.get(stream=, out=, blocking=False)``) are queued (:class:`Stream`) and run
+  only once an event recorded after them is synchronized or waited for, so a
+  staging buffer written again too early, or a device array read before its
+  upload was waited for, holds wrong data, as it may on a GPU.  Each stream
+  logs its copies and whether their host memory came from ``pinned_empty``
+  (:class:`PinnedMemory`); devices are named ``'Stand-in GPU <id>'``.
 
 What it cannot catch: ``numpy.asarray`` and friends accept it silently (an ndarray
 subclass never reaches ``__array__``), so such a slip shows only where its plain
@@ -21,6 +32,8 @@ result meets a device array again, or in the type of a result.
 from __future__ import annotations
 
 import threading
+from collections import deque
+from collections.abc import Callable
 from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
@@ -30,6 +43,7 @@ import scipy.fft
 import scipy.special
 
 from fftconv.backends.cupy_backend import DeviceModules
+from fftconv.paths.fir import FIR_KERNELS, FIR_SOURCE
 
 _state = threading.local()
 
@@ -87,9 +101,144 @@ class DeviceArray(np.ndarray):
     def device(self) -> SimpleNamespace:
         return SimpleNamespace(id=self._device)
 
-    def get(self) -> np.ndarray:
-        """A host copy, as ``cupy.ndarray.get``."""
-        return np.array(self.view(np.ndarray))
+    def get(self, stream: Stream | None = None, out: np.ndarray | None = None,
+            blocking: bool = True) -> np.ndarray:
+        """A host copy, as ``cupy.ndarray.get``: into `out` if given; queued on
+        `stream` if given, and then waited for if `blocking`."""
+        out = np.empty(self.shape, self.dtype) if out is None else out
+        _check_copy(self, out)
+        source = self.view(np.ndarray)
+        _issue(stream, "download", self, out, lambda: np.copyto(out, source))
+        if blocking and stream is not None:
+            stream.synchronize()
+        return out
+
+    def set(self, arr: np.ndarray, stream: Stream | None = None) -> None:
+        """Copy the host array `arr` into this one, as ``cupy.ndarray.set``; queued on
+        `stream` if given."""
+        _check_copy(self, arr)
+        if not self.flags.c_contiguous:
+            raise RuntimeError("Cannot set to non-contiguous array")
+        target = self.view(np.ndarray)
+        _issue(stream, "upload", self, arr, lambda: np.copyto(target, arr))
+
+
+def _check_copy(array: DeviceArray, host: Any) -> None:
+    """Refuse a copy between `array` and `host` as CuPy does."""
+    if not isinstance(host, np.ndarray) or isinstance(host, DeviceArray):
+        raise TypeError(f"a copy between a device array and {type(host).__name__}: only "
+                        f"numpy.ndarray is a host array.")
+    if host.dtype != array.dtype:
+        raise TypeError(f"{host.dtype} array cannot be copied to or from {array.dtype} array")
+    if host.shape != array.shape:
+        raise ValueError(f"Shape mismatch: device {array.shape}, host {host.shape}")
+
+
+def _issue(stream: Stream | None, kind: str, array: DeviceArray, host: np.ndarray,
+           copy: Callable[[], Any]) -> None:
+    """Run `copy` now (no stream: in order with the computations, run on the host) or queue it."""
+    if stream is None:
+        copy()
+    else:
+        stream.issue(kind, array, host, copy)
+
+
+class PinnedMemory:
+    """``cupyx.empty_pinned``'s stand-in: host buffers, remembered to tell copies from them.
+
+    Attributes
+    ----------
+    buffers : list of ndarray, shape (nbytes,) uint8
+        Those made, in order.
+    """
+
+    def __init__(self) -> None:
+        self.buffers: list[np.ndarray] = []
+
+    def __call__(self, nbytes: int) -> np.ndarray:
+        buffer = np.empty(nbytes, np.uint8)
+        self.buffers.append(buffer)
+        return buffer
+
+    def holds(self, array: np.ndarray) -> bool:
+        """Whether the memory of `array` lies in one of the buffers."""
+        start = array.__array_interface__["data"][0]
+        return any(b.ctypes.data <= start and start + array.nbytes <= b.ctypes.data + b.nbytes
+                   for b in self.buffers)
+
+
+class Event:
+    """A CUDA event's stand-in: the point of its stream when it was recorded."""
+
+    def __init__(self, stream: Stream, position: int) -> None:
+        self.stream, self.position = stream, position
+
+    def synchronize(self) -> None:
+        """Run the copies queued on the stream before the event."""
+        self.stream.run(self.position)
+
+
+class Stream:
+    """A CUDA stream's stand-in, for copies between host and device (see the module docstring).
+
+    Attributes
+    ----------
+    device : int
+    copies : list of tuple (kind, nbytes, pinned)
+        The copies queued: ``'upload'`` or ``'download'``, their bytes and whether
+        their host memory came from the :class:`PinnedMemory` given.
+    waited_for : list of Stream
+        The streams whose events this one waited for, in order.
+    """
+
+    def __init__(self, device: int, pinned: PinnedMemory) -> None:
+        self.device = device
+        self.copies: list[tuple[str, int, bool]] = []
+        self.waited_for: list[Stream] = []
+        self._pinned = pinned
+        self._queue: deque[Callable[[], Any]] = deque()  # not yet run
+        self._queued = 0
+        self._done = 0
+
+    def issue(self, kind: str, array: DeviceArray, host: np.ndarray,
+              copy: Callable[[], Any]) -> None:
+        """Queue `copy`, of `kind`, between the device array `array` and `host`."""
+        if array.device.id != self.device:
+            raise ValueError(f"a stream of device {self.device} used for an array of device "
+                             f"{array.device.id}")
+        self.copies.append((kind, host.nbytes, self._pinned.holds(host)))
+        self._queue.append(copy)
+        self._queued += 1
+
+    def record(self) -> Event:
+        return Event(self, self._queued)
+
+    def wait_event(self, event: Event) -> None:
+        # Work after this point runs on the host at once: the copies before the event run now.
+        self.waited_for.append(event.stream)
+        event.synchronize()
+
+    def synchronize(self) -> None:
+        self.run(self._queued)
+
+    def run(self, position: int) -> None:
+        """Run the queued copies before `position` (a count of copies), in order."""
+        while self._done < position:
+            self._queue.popleft()()
+            self._done += 1
+
+
+class NewStream:
+    """``cupy.cuda.Stream(non_blocking=True)``'s stand-in: a new :class:`Stream` of the
+    current device, also appended to `made`."""
+
+    def __init__(self, pinned: PinnedMemory) -> None:
+        self.made: list[Stream] = []
+        self._pinned = pinned
+
+    def __call__(self) -> Stream:
+        self.made.append(Stream(current_device(), self._pinned))
+        return self.made[-1]
 
 
 def _flat(obj: Any) -> tuple:
@@ -215,12 +364,110 @@ def _gemm(a: Any, b: Any, out: Any, beta: float) -> None:
     target[...] = product if beta == 0 else product + beta * target
 
 
+class _RawKernels:
+    """``cupy.RawKernel``'s stand-in: the kernels of ``FIR_SOURCE``, as :class:`_FIRKernel`.
+
+    Attributes
+    ----------
+    compiled : list of (str, int)
+        A kernel's name and the device, for each first launch of a kernel on a
+        device (where CuPy compiles it).
+    """
+
+    def __init__(self) -> None:
+        self.compiled: list[tuple[str, int]] = []
+
+    def __call__(self, source: str, name: str) -> _FIRKernel:
+        dtypes = {kernel: dtype for dtype, kernel in FIR_KERNELS.items()}
+        if source != FIR_SOURCE or name not in dtypes:
+            raise ValueError(f"the stand-in emulates the kernels {sorted(dtypes)} of "
+                             f"fftconv.paths.fir.FIR_SOURCE only, not {name!r}.")
+        return _FIRKernel(name, dtypes[name], self.compiled)
+
+
+class _FIRKernel:
+    """One kernel of ``FIR_SOURCE`` emulated: every thread's output at once, in NumPy.
+
+    Thread ``n < B*G*Co*T`` computes output ``(b, g, o, t)`` (``t`` fastest)::
+
+        y[b*ys_b + (g*Co + o)*ys_c + t*ys_t] =
+            sum_{i, k} w[((g*Co + o)*Ci + i)*Kp + k] * x[b*xs_b + (g*Ci + i)*xs_c + (t + k)*xs_t]
+
+    with the arrays read from their first element on, as the pointers the
+    kernel gets; only the launch arguments say where and how much.
+    """
+
+    def __init__(self, name: str, dtype: np.dtype, compiled: list[tuple[str, int]]) -> None:
+        self.name, self.dtype, self._compiled = name, dtype, compiled
+
+    def __call__(self, grid: tuple[int, ...], block: tuple[int, ...], args: tuple) -> None:
+        if len(args) != 15:
+            raise TypeError(f"{self.name}: 15 arguments, got {len(args)}.")
+        x, w, y, *numbers = args
+        for what, a in (("x", x), ("w", w), ("y", y)):
+            if not isinstance(a, DeviceArray) or a._device != current_device():
+                raise TypeError(f"{self.name}: `{what}` is not an array of the current "
+                                f"device: {type(a).__name__}.")
+            if a.dtype != self.dtype:
+                raise TypeError(f"{self.name}: `{what}` is {a.dtype}, the kernel takes "
+                                f"{self.dtype}.")
+        if any(type(v) is not np.int64 for v in numbers):
+            raise TypeError(f"{self.name}: sizes and strides are long long (numpy.int64), "
+                            f"got {[type(v).__name__ for v in numbers]}.")
+        batch, groups, c_in, c_out, taps, outputs, *strides = (int(v) for v in numbers)
+        xs_b, xs_c, xs_t, ys_b, ys_c, ys_t = strides
+        threads = int(np.prod(block))
+        if (min(*grid, *block) < 1 or threads > 1024
+                or int(np.prod(grid)) * threads < batch * groups * c_out * outputs):
+            raise ValueError(f"{self.name}: grid {grid} of blocks {block} does not cover the "
+                             f"{batch * groups * c_out * outputs} outputs.")
+        length = outputs + taps - 1
+        _check_reach(x, (batch, groups * c_in, length), (xs_b, xs_c, xs_t), "x")
+        _check_reach(w, (groups, c_out, c_in, taps), (c_out * c_in * taps, c_in * taps, taps, 1),
+                     "w")
+        _check_reach(y, (batch, groups * c_out, outputs), (ys_b, ys_c, ys_t), "y")
+        if (self.name, current_device()) not in self._compiled:
+            self._compiled.append((self.name, current_device()))
+        xv = _at(x, (batch, groups, c_in, length), (xs_b, c_in * xs_c, xs_c, xs_t))
+        wv = _at(w, (groups, c_out, c_in, taps), (c_out * c_in * taps, c_in * taps, taps, 1))
+        acc = np.zeros((batch, groups, c_out, outputs), self.dtype)
+        for k in range(taps):  # the threads' tap loop, all channels of each tap at once
+            acc += wv[..., k] @ xv[..., k:k + outputs]
+        _at(y, acc.shape, (ys_b, c_out * ys_c, ys_c, ys_t))[...] = acc
+
+
+def _check_reach(a: DeviceArray, shape: tuple[int, ...], strides: tuple[int, ...],
+                 what: str) -> None:
+    """Raise unless the elements at `strides` over `shape` are exactly those of `a`."""
+    own = tuple(s // a.itemsize for s in a.strides)
+    if a.shape != shape or any(n > 1 and s != t
+                               for n, s, t in zip(shape, strides, own, strict=True)):
+        raise ValueError(f"launch reaches `{what}` as shape {shape}, element strides "
+                         f"{strides}; the array is {a.shape}, {own}.")
+
+
+def _at(a: DeviceArray, shape: tuple[int, ...], strides: tuple[int, ...]) -> np.ndarray:
+    """What a kernel sees from the pointer to `a`'s first element: `shape` at element `strides`."""
+    return np.lib.stride_tricks.as_strided(_plain(a), shape, tuple(s * a.itemsize for s in strides))
+
+
 def standin_modules(total_memory: int = 1 << 36) -> DeviceModules:
     """A :class:`DeviceModules` of NumPy standing in for CuPy (see the module docstring)."""
+    pinned = PinnedMemory()
+    current: dict[int, Stream] = {}
+
+    def current_stream() -> Stream:
+        device = current_device()
+        if device not in current:
+            current[device] = Stream(device, pinned)
+        return current[device]
+
     return DeviceModules(
         xp=_ArrayModule(), fft=_FFT(), special=scipy.special, array_type=DeviceArray,
         as_strided=lambda x, shape, strides: _wrap(np.lib.stride_tricks.as_strided(
             _plain(x), shape, strides), x._device),
         gemm=_gemm, to_host=lambda x: np.array(_plain(x)), device_of=lambda x: x._device,
         current_device=current_device, use_device=use_device, synchronize=lambda: None,
-        plan_nbytes=lambda plan: plan.nbytes, total_memory=lambda device: total_memory)
+        plan_nbytes=lambda plan: plan.nbytes, total_memory=lambda device: total_memory,
+        raw_kernel=_RawKernels(), device_name=lambda device: f"Stand-in GPU {device}",
+        pinned_empty=pinned, new_stream=NewStream(pinned), current_stream=current_stream)

@@ -68,6 +68,10 @@ class Backend(ABC):
     device : str
         Where the arrays live: ``'cpu'``, or ``'cuda:<id>'``.  Caches of arrays
         derived from kernels are keyed by it.
+    device_model : str or None
+        The accelerator's model, e.g. ``'NVIDIA H200'``, which measured plans
+        depend on (:func:`fftconv.plan_wisdom.wisdom_key`); None on the CPU,
+        which the plan wisdom names itself.
     traits : DeviceTraits
     blocks_made : int
         :class:`BlockFFT` objects made so far (:meth:`block_fft`, :meth:`chunk_fft`);
@@ -77,6 +81,7 @@ class Backend(ABC):
     name: str
     xp: Any = np
     device: str = "cpu"
+    device_model: str | None = None
     traits: DeviceTraits
 
     def __init__(self, threads: int) -> None:

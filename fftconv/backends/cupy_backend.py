@@ -22,15 +22,36 @@ every width.  The backend holds them in a :class:`PlanCache` bounded by count an
 by bytes of cuFFT work area (``[cupy] max_plans`` and ``max_plan_bytes`` in the
 configuration); CuPy's own plan cache (16 plans, keyed by the batch too) only
 sees the one-off transforms of kernel spectra.
+
+Transfers
+---------
+Numpy data goes to the device, and results come back, through page-locked
+(pinned) host buffers on a stream of the backend's own, so that the copies run
+at the bus's rate without blocking the host.  :meth:`CupyBackend.to_device`
+copies a numpy array piece by piece into pinned buffers and queues each piece's
+upload on the transfer stream (the host copy of a piece overlaps the upload of
+the one before); the current stream, where computations are queued, then waits
+for the uploads through an event, so the work queued after the call reads the
+data.  :meth:`CupyBackend.to_host` queues the downloads of a device array's
+pieces into pinned buffers and copies each into a new numpy array, the caller's,
+once its event completed.  Both first make the transfer stream wait for the
+current one: the array read was made there, and a new device array may reuse
+memory that earlier work still reads.  The buffers, :data:`PINNED_BUFFER_BYTES`
+each, come from the backend's :class:`PinnedPool` of at most
+:data:`PINNED_POOL_BYTES`; a buffer is written again only once the copy that
+last used it completed.  Arrays under :data:`PINNED_MIN_BYTES` take the plain
+path (``cupy.asarray``, ``cupy.asnumpy``).  A backend's staged transfers run one
+at a time.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -47,6 +68,18 @@ CUDA_TRAITS = DeviceTraits(kind="cuda", matmul_min_pairs=4, shifted_min_channels
 #: How to get CuPy, for error messages.
 INSTALL_HINT = ("install CuPy for your CUDA version with fftconv's extra, "
                 "`pip install 'fftconv[cuda12]'` or `pip install 'fftconv[cuda13]'`")
+
+#: Host arrays (and results) smaller than this many bytes are copied directly:
+#: staging them through page-locked memory costs more than it saves.
+PINNED_MIN_BYTES = 1 << 20
+#: Bytes of each page-locked staging buffer (a transfer's pieces).
+PINNED_BUFFER_BYTES = 8 << 20
+#: Bytes of page-locked staging buffers a backend keeps at most.
+PINNED_POOL_BYTES = 64 << 20
+
+
+def _unknown_model(device: int) -> str:
+    return "unknown GPU"
 
 
 @dataclass(frozen=True)
@@ -78,6 +111,24 @@ class DeviceModules:
         Bytes of device memory a transform plan holds (its work area).
     total_memory : callable ``(id) -> int``
         Bytes of memory of a device.
+    raw_kernel : callable ``(source, name) -> kernel`` or None
+        The CUDA C kernel `name` of `source` (``cupy.RawKernel``), compiled on
+        each device at its first launch ``kernel(grid, block, args)``; None: no
+        kernels of fftconv's own (:meth:`CupyBackend.launch` refuses).
+    device_name : callable ``(id) -> str``
+        The model of a device, e.g. ``'NVIDIA H200'``: measured plans are kept
+        per model (:attr:`CupyBackend.device_model`).  Default: ``'unknown GPU'``.
+    pinned_empty : callable ``(nbytes) -> numpy.ndarray`` or None
+        A new buffer of page-locked host memory, shape (nbytes,) uint8
+        (``cupyx.empty_pinned``); None: transfers take the plain path.
+    new_stream : callable ``() -> stream`` or None
+        A new non-blocking stream of the current device (needed with
+        `pinned_empty`).  As CuPy's: a stream has ``record() -> event``,
+        ``wait_event(event)`` and ``synchronize()``, an event ``synchronize()``,
+        a device array ``set(host, stream=)`` and ``get(stream=, out=, blocking=)``.
+    current_stream : callable ``() -> stream`` or None
+        The current device's current stream, where computations are queued
+        (needed with `pinned_empty`).
     """
 
     xp: Any
@@ -93,6 +144,11 @@ class DeviceModules:
     synchronize: Callable[[], None]
     plan_nbytes: Callable[[Any], int]
     total_memory: Callable[[int], int]
+    raw_kernel: Callable[[str, str], Any] | None = None
+    device_name: Callable[[int], str] = _unknown_model
+    pinned_empty: Callable[[int], np.ndarray] | None = None
+    new_stream: Callable[[], Any] | None = None
+    current_stream: Callable[[], Any] | None = None
 
 
 _lock = threading.Lock()
@@ -145,13 +201,21 @@ def _cupy_modules() -> DeviceModules:
     def synchronize() -> None:
         cupy.cuda.get_current_stream().synchronize()
 
+    def device_name(device: int) -> str:
+        name = cupy.cuda.runtime.getDeviceProperties(device)["name"]
+        return name.decode() if isinstance(name, bytes) else str(name)
+
     return DeviceModules(
         xp=cupy, fft=cupyx.scipy.fft, special=cupyx.scipy.special, array_type=cupy.ndarray,
         as_strided=cupy.lib.stride_tricks.as_strided, gemm=gemm,
         to_host=cupy.asnumpy, device_of=lambda x: x.device.id,
         current_device=lambda: cupy.cuda.Device().id, use_device=cupy.cuda.Device,
         synchronize=synchronize, plan_nbytes=plan_nbytes,
-        total_memory=lambda device: cupy.cuda.Device(device).mem_info[1])
+        total_memory=lambda device: cupy.cuda.Device(device).mem_info[1],
+        raw_kernel=cupy.RawKernel, device_name=device_name,
+        pinned_empty=lambda nbytes: cupyx.empty_pinned((nbytes,), np.uint8),
+        new_stream=lambda: cupy.cuda.Stream(non_blocking=True),
+        current_stream=cupy.cuda.get_current_stream)
 
 
 def install(modules: DeviceModules | None) -> None:
@@ -234,11 +298,72 @@ class PlanCache:
             return found[0]
 
 
+class PinnedPool:
+    """Page-locked host buffers of one size, within a bound of bytes.
+
+    A buffer handed back with the event of its last copy is written again only
+    once that event completed.  Not thread-safe: the backend's transfer lock
+    guards it.
+
+    Parameters
+    ----------
+    allocate : callable ``(nbytes) -> ndarray, shape (nbytes,) uint8``
+        New page-locked host memory.
+    buffer_bytes : int
+    max_bytes : int
+        Bytes of buffers made at most (one buffer at least).
+
+    Attributes
+    ----------
+    buffer_bytes, max_buffers : int
+    allocated : int
+        Buffers made so far, at most `max_buffers`.
+    """
+
+    def __init__(self, allocate: Callable[[int], np.ndarray], buffer_bytes: int,
+                 max_bytes: int) -> None:
+        self.buffer_bytes = buffer_bytes
+        self.max_buffers = max(1, max_bytes // buffer_bytes)
+        self.allocated = 0
+        self._allocate = allocate
+        self._free: list[np.ndarray] = []
+        self._busy: deque[tuple[np.ndarray, Any]] = deque()  # with their events, oldest first
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the buffers made."""
+        return self.allocated * self.buffer_bytes
+
+    def take(self) -> np.ndarray | None:
+        """A buffer to write, shape (buffer_bytes,) uint8; None if the caller holds them all.
+
+        A free buffer, else a new one within the bound, else the one whose copy
+        was queued first, once that copy completed.
+        """
+        if self._free:
+            return self._free.pop()
+        if self.allocated < self.max_buffers:
+            self.allocated += 1
+            return self._allocate(self.buffer_bytes)
+        if self._busy:
+            buffer, event = self._busy.popleft()
+            event.synchronize()
+            return buffer
+        return None
+
+    def give(self, buffer: np.ndarray, event: Any = None) -> None:
+        """Hand `buffer` back: free, or in use by a copy until `event` completes."""
+        if event is None:
+            self._free.append(buffer)
+        else:
+            self._busy.append((buffer, event))
+
+
 class CupyBackend(Backend):
     """Arrays, transforms and GEMMs on one CUDA device.
 
-    Thread safety: the plan cache has a lock; the block transforms are used under
-    their :meth:`BlockFFT.use` lock, as on the CPU.
+    Thread safety: the plan and kernel caches have locks; the block transforms are used under
+    their :meth:`BlockFFT.use` lock, as on the CPU; staged transfers take turns.
 
     Parameters
     ----------
@@ -252,6 +377,11 @@ class CupyBackend(Backend):
     Attributes
     ----------
     plans : PlanCache
+    pinned : PinnedPool or None
+        The staging buffers of transfers (module docstring); None if the
+        modules have no page-locked memory.
+    pinned_min_bytes : int
+        Arrays of fewer bytes are not staged (:data:`PINNED_MIN_BYTES`).
     """
 
     name = "cupy"
@@ -265,6 +395,13 @@ class CupyBackend(Backend):
         self.device_id = device_id
         self.device = f"cuda:{device_id}"
         self.plans = PlanCache(max_plans, max_plan_bytes, modules.plan_nbytes)
+        self._kernels: dict[tuple[str, str], Any] = {}
+        self._kernels_lock = threading.Lock()
+        self.pinned = (None if modules.pinned_empty is None else
+                       PinnedPool(modules.pinned_empty, PINNED_BUFFER_BYTES, PINNED_POOL_BYTES))
+        self.pinned_min_bytes = PINNED_MIN_BYTES
+        self._stream: Any = None  # the transfer stream, made on the first staged transfer
+        self._transfer_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return (f"CupyBackend(device={self.device!r}, max_plans={self.plans.max_plans}, "
@@ -296,11 +433,96 @@ class CupyBackend(Backend):
                 and self.modules.device_of(x) == self.device_id)
 
     def to_device(self, x: Any) -> Any:
+        staged = (isinstance(x, np.ndarray) and not isinstance(x, self.modules.array_type)
+                  and self._staged(x))
         with self.activate():
-            return self.xp.asarray(x)
+            return self._upload(x) if staged else self.xp.asarray(x)
 
     def to_host(self, x: Any) -> np.ndarray:
-        return self.modules.to_host(x)
+        if not (self.owns(x) and self._staged(x)):
+            return self.modules.to_host(x)
+        with self.activate():
+            return self._download(x)
+
+    @cached_property
+    def device_model(self) -> str:
+        """The GPU's model, e.g. ``'NVIDIA H200'``."""
+        return self.modules.device_name(self.device_id)
+
+    def _staged(self, x: Any) -> bool:
+        """Whether a transfer of the array `x` goes through the pinned pool."""
+        return self.pinned is not None and x.nbytes >= self.pinned_min_bytes
+
+    @contextmanager
+    def _transfer(self) -> Iterator[tuple[Any, Any]]:
+        """The transfer stream, after the work queued so far, and the current stream.
+
+        One transfer at a time; the device must be the current one.
+        """
+        with self._transfer_lock:
+            if self._stream is None:
+                self._stream = self.modules.new_stream()
+            compute = self.modules.current_stream()
+            self._stream.wait_event(compute.record())
+            yield self._stream, compute
+
+    def _upload(self, x: np.ndarray) -> Any:
+        """`x` in a new device array, staged through the pinned pool.
+
+        The device array has the memory order of `x` (as ``cupy.asarray`` gives);
+        a host copy in that order comes first if `x` has gaps.  Work queued
+        on the current stream after the call sees the data.
+        """
+        order = sorted(range(x.ndim), key=lambda axis: -abs(x.strides[axis]))
+        host = x.transpose(order)
+        out = self.xp.empty(host.shape, x.dtype.newbyteorder("="))
+        source, target = host.reshape(-1), out.reshape(-1)
+        step = self.pinned.buffer_bytes // out.itemsize
+        with self._transfer() as (stream, compute):
+            for start in range(0, source.size, step):
+                piece = source[start:start + step]
+                buffer = self.pinned.take()  # never None: this upload holds none back
+                staged = buffer[:piece.size * out.itemsize].view(out.dtype)
+                try:
+                    staged[...] = piece
+                    target[start:start + step].set(staged, stream=stream)
+                finally:
+                    self.pinned.give(buffer, stream.record())
+            compute.wait_event(stream.record())
+        return out.transpose(tuple(order.index(axis) for axis in range(x.ndim)))
+
+    def _download(self, x: Any) -> np.ndarray:
+        """The device array `x` in a new C-contiguous numpy array, staged through the pool."""
+        x = self.xp.ascontiguousarray(x)
+        out = np.empty(x.shape, x.dtype)
+        source, target = x.reshape(-1), out.reshape(-1)
+        step = self.pinned.buffer_bytes // x.itemsize
+        pending: deque[tuple[np.ndarray, Any, int]] = deque()  # buffer, its copy's event, start
+
+        def finish() -> np.ndarray:
+            """Copy the oldest pending piece out of its buffer once downloaded; the buffer."""
+            buffer, event, start = pending.popleft()
+            event.synchronize()
+            piece = target[start:start + step]
+            piece[...] = buffer[:piece.nbytes].view(x.dtype)
+            return buffer
+
+        with self._transfer() as (stream, _):
+            try:
+                for start in range(0, source.size, step):
+                    buffer = self.pinned.take()
+                    if buffer is None:  # all hold pieces of `x`: the oldest one is read first
+                        buffer = finish()
+                    piece = source[start:start + step]
+                    piece.get(stream=stream, out=buffer[:piece.nbytes].view(x.dtype),
+                              blocking=False)
+                    pending.append((buffer, stream.record(), start))
+                while pending:
+                    self.pinned.give(finish())
+            finally:  # after an error, the buffers still in flight
+                for buffer, event, _ in pending:
+                    self.pinned.give(buffer, event)
+        return out
 
     def synchronize(self) -> None:
         with self.activate():
@@ -314,6 +536,39 @@ class CupyBackend(Backend):
     def total_memory(self) -> int:
         """Bytes of memory of this backend's device."""
         return self.modules.total_memory(self.device_id)
+
+    def launch(self, source: str, name: str, grid: tuple[int, ...], block: tuple[int, ...],
+               args: tuple) -> None:
+        """Launch the CUDA kernel `name` of `source` on this device, compiled at its first launch.
+
+        The kernel is kept per backend, that is per device, so each kernel is
+        compiled once per device whatever its arguments.
+
+        Parameters
+        ----------
+        source : str
+            CUDA C; `name` an ``extern "C" __global__`` function of it.
+        name : str
+        grid, block : tuple of int
+            Blocks of the launch and threads per block.
+        args : tuple
+            Device arrays (passed as pointers to their first element) and numpy
+            scalars, as the kernel declares them.
+
+        Raises
+        ------
+        RuntimeError
+            If the device modules compile no kernels (``raw_kernel`` None).
+        """
+        make = self.modules.raw_kernel
+        if make is None:
+            raise RuntimeError(f"launch: the device modules compile no CUDA kernels, "
+                               f"so {name!r} cannot run on {self.device}.")
+        with self._kernels_lock:
+            kernel = self._kernels.get((source, name))
+            if kernel is None:
+                kernel = self._kernels[source, name] = make(source, name)
+        kernel(grid, block, args)
 
     # -- transforms ------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """Execution paths for the one primitive, ``corr_valid``.
 
 Each path is an entry of the engine's table (:data:`fftconv.engine.PATHS`), keyed
-by the plan's variant (``'fft'``, ``'direct-shifted'``, ``'direct-windows'``):
+by the plan's variant (``'fft'``, ``'direct-shifted'``, ``'direct-windows'``,
+``'direct-fir'``):
 ``prepare(w, plan, backend)`` turns the host phase kernels ``w`` into the
 operands the path keeps on the device (cached by the engine), and
 ``run(x, operands, plan, job)`` computes the layer output from them.
