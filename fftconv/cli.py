@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -14,7 +15,7 @@ from typing import NoReturn
 
 from fftconv import audio
 from fftconv.backends import BACKENDS
-from fftconv.config import Config, describe_config, load_config
+from fftconv.config import describe_config, load_config
 from fftconv.layer import SignalConv1D
 
 #: Layer arguments the ``plan`` command takes as flags (name, type).
@@ -106,8 +107,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="timed runs per measurement, >= 1 (default: 5)")
     t.add_argument("--backend", choices=("auto", "cupy"), default="auto",
                    help="auto: the CPU's constants, as described above; cupy: only the "
-                        "[cupy] section, from micro-benchmarks on the current GPU (no suite, "
-                        "no fit; needs CuPy and a GPU), the rest copied from the base")
+                        "[cupy] section, measured and fitted the same way on the current GPU "
+                        "(needs CuPy and a GPU), the rest copied from the base")
     # For tests: 'tiny' times three small layer calls.
     t.add_argument("--suite", choices=("tiny", "quick", "full"), help=argparse.SUPPRESS)
     f = commands.add_parser(
@@ -237,9 +238,16 @@ def _tune(args: argparse.Namespace) -> int:
             raise ValueError(f"{name} {output} exists and is not a fftconv configuration; "
                              f"use --force to replace it.") from None
     if args.backend == "cupy":
-        return _tune_gpu(args, base, output, profile)
+        from fftconv import tune_gpu
+        from fftconv.backends import get_backend
+
+        gpu = get_backend("cupy")  # ImportError or RuntimeError without CuPy or a GPU
+        run = functools.partial(tune_gpu.tune_cupy, base, gpu)
+    else:
+        run = functools.partial(tune.tune_config, base)
     suite = args.suite or ("quick" if args.quick else "full")
-    command = " ".join(["fftconv tune", *([f"--suite {suite}"] if args.suite else []),
+    command = " ".join(["fftconv tune", *(["--backend cupy"] if args.backend == "cupy" else []),
+                        *([f"--suite {suite}"] if args.suite else []),
                         *(["--quick"] if args.quick and not args.suite else []),
                         *([f"--base {args.base}"] if args.base else []),
                         *([f"--repeat {args.repeat}"] if args.repeat != 5 else [])])
@@ -249,8 +257,8 @@ def _tune(args: argparse.Namespace) -> int:
     with audio.terminate_on_signals():
         try:
             try:
-                result = tune.tune_config(base, suite=suite, repeat=args.repeat,
-                                          log=lambda line: print(line, file=sys.stderr))
+                result = run(suite=suite, repeat=args.repeat,
+                             log=lambda line: print(line, file=sys.stderr))
             except RuntimeError as err:
                 print(f"fftconv tune: error: {err} Nothing was written.", file=sys.stderr)
                 return 2
@@ -261,30 +269,6 @@ def _tune(args: argparse.Namespace) -> int:
             return 128 + err.signum
     for label, stats in result.regret.items():
         print(f"regret {label:<17} {stats}")
-    print(f"wrote {output}" + (" (user profile)" if profile else ""))
-    return 0
-
-
-def _tune_gpu(args: argparse.Namespace, base: Config, output: Path, profile: bool) -> int:
-    """``fftconv tune --backend cupy``: the ``[cupy]`` constants measured on this GPU."""
-    import datetime
-
-    from fftconv import tune_gpu
-    from fftconv._files import replace_atomically
-    from fftconv.backends import get_backend
-
-    backend = get_backend("cupy")  # ImportError or RuntimeError without CuPy or a GPU
-    with audio.terminate_on_signals():
-        try:
-            config = tune_gpu.measure_cupy(base, backend, repeat=args.repeat,
-                                           log=lambda line: print(line, file=sys.stderr))
-            date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-            header = (f"# fftconv cost model: [cupy] measured by `fftconv tune --backend cupy` "
-                      f"on {backend.device}, {date}; the other sections from {base.source}.\n")
-            replace_atomically(output, header + config.to_toml())
-        except audio.Terminated as err:
-            print(f"fftconv tune: terminated; {output} was not changed.", file=sys.stderr)
-            return 128 + err.signum
     print(f"wrote {output}" + (" (user profile)" if profile else ""))
     return 0
 

@@ -16,7 +16,10 @@ Tuning has three steps.
    choice was not timed get it timed, and the fit is repeated.
 
 :func:`tune_config` runs the three steps and :func:`profile_text` writes the
-result as a configuration file that describes the machine.
+result as a configuration file that describes the machine.  On a GPU
+(:func:`fftconv.tune_gpu.tune_cupy`) the same steps fit the ``[cupy]`` section:
+GPU micro-benchmarks, the suite run through the ``'cupy'`` backend, the fit of
+:data:`~fftconv.tune_fit.CUDA_FITTED_CONSTANTS` (:func:`tune_on`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fftconv._machine import cpuinfo_value, usable_cores
+from fftconv.backends import Backend
 from fftconv.config import DEFAULT_SOURCE, Config
 from fftconv.tune_fit import RegretStats, SuiteRegret, fit_constants
 from fftconv.tune_micro import check_repeat, cpu_backend, measure_config
@@ -63,6 +67,8 @@ class TuneResult:
     load_average : tuple of float or None
         1, 5 and 15 minute load averages when tuning started (None where the
         platform has none).
+    device : str
+        The device the suite ran on: ``'cpu'``, or a GPU (:func:`device_description`).
     """
 
     config: Config
@@ -73,6 +79,7 @@ class TuneResult:
     seconds: float
     backend: str
     load_average: tuple[float, float, float] | None = None
+    device: str = "cpu"
 
 
 def _quiet(line: str) -> None:
@@ -116,40 +123,77 @@ def tune_config(base: Config, suite: str = "quick", repeat: int = 5, seed: int =
     RuntimeError
         If a micro-benchmark or the whole suite failed to give a time.
     """
+    return tune_on(base, lambda: measure_config(base, repeat=repeat, log=log), suite=suite,
+                   repeat=repeat, seed=seed, log=log)
+
+
+def tune_on(base: Config, measure: Callable[[], Config], backend: Backend | None = None,
+            suite: str = "quick", repeat: int = 5, seed: int = 0,
+            log: Callable[[str], None] = print) -> TuneResult:
+    """The three steps of tuning, on the CPU or on a GPU; see :func:`tune_config`.
+
+    Parameters
+    ----------
+    base : Config
+        Configuration to start from; it sizes the suite (with its costs on
+        the device), and the fit starts from it as well as from the
+        micro-benchmarks.
+    measure : callable ``() -> Config``
+        The micro-benchmarks: `base` with a first value of each constant of
+        the device; called once the other arguments are checked.
+    backend : Backend or None
+        Where the suite runs.  None: the CPU backend of `base`
+        (:func:`~fftconv.tune_micro.cpu_backend`), whose constants are fitted
+        (:data:`~fftconv.tune_fit.FITTED_CONSTANTS`); a ``'cupy'`` backend:
+        its GPU, made the current device while the suite runs, and the
+        ``[cupy]`` constants (:data:`~fftconv.tune_fit.CUDA_FITTED_CONSTANTS`).
+    suite, repeat, seed, log
+        As for :func:`tune_config`.
+
+    Returns
+    -------
+    TuneResult
+    """
+    if not isinstance(base, Config):
+        raise TypeError(f"`base` must be a Config, got {base!r}.")
     if suite not in SUITES:
         raise ValueError(f"`suite` must be one of {sorted(SUITES)}, got {suite!r}.")
     repeat = check_repeat(repeat)
+    backend = cpu_backend(base) if backend is None else backend
     began = time.perf_counter()
     load = _load_average()
-    micro = measure_config(base, repeat=repeat, log=log)
+    micro = measure()
     size = SUITES[suite]
-    cases = make_suite(suite, base, seed)
-    log(f"suite {suite}: {len(cases)} layer calls (seed {seed})")
-    measured = measure_suite(cases, micro, repeat=repeat, suite=suite, log=log)
-    if not measured:
-        raise RuntimeError("no layer call of the suite could be timed.")
-    regret = SuiteRegret(measured, micro)
-    fit = fit_constants(regret, micro, starts=[base], log=_quiet,
-                        max_evaluations=size.max_evaluations)
-    log(f"fit: regret {fit.before} -> {fit.after} ({fit.evaluations} evaluations)")
-    for round_ in range(size.refine_rounds):
-        missing = regret.untimed_picks(fit.config)
-        todo = [(i, k) for i, k in missing if measured[i].case is not None
-                and regret.seconds(i, k) <= size.candidate_seconds]
-        if not todo:
-            break
-        log(f"refit {round_ + 1}: timing {len(todo)} new choices")
-        for i, key in todo:
-            m = measured[i]
-            seconds = time_case(m.case, [key], micro, repeat, size)[0]
-            if key in seconds and math.isfinite(seconds[key]) and seconds[key] > 0:
-                measured[i] = dataclasses.replace(m, seconds={**m.seconds, **seconds})
-                log(f"  {m.label}: {key_name(key)} {seconds[key] * 1e3:.2f} ms")
-        regret = SuiteRegret(measured, micro)
-        fit = fit_constants(regret, micro, starts=[base, fit.config], log=_quiet,
+    device = backend.traits.kind
+    with backend.activate():
+        cases = make_suite(suite, base, seed, device)
+        log(f"suite {suite}: {len(cases)} layer calls (seed {seed})")
+        measured = measure_suite(cases, micro, repeat=repeat, suite=suite, log=log,
+                                 backend=backend.name)
+        if not measured:
+            raise RuntimeError("no layer call of the suite could be timed.")
+        regret = SuiteRegret(measured, micro, device)
+        fit = fit_constants(regret, micro, starts=[base], log=_quiet,
                             max_evaluations=size.max_evaluations)
-        log(f"refit {round_ + 1}: regret {fit.before} -> {fit.after} "
-            f"({fit.evaluations} evaluations)")
+        log(f"fit: regret {fit.before} -> {fit.after} ({fit.evaluations} evaluations)")
+        for round_ in range(size.refine_rounds):
+            missing = regret.untimed_picks(fit.config)
+            todo = [(i, k) for i, k in missing if measured[i].case is not None
+                    and regret.seconds(i, k) <= size.candidate_seconds]
+            if not todo:
+                break
+            log(f"refit {round_ + 1}: timing {len(todo)} new choices")
+            for i, key in todo:
+                m = measured[i]
+                seconds = time_case(m.case, [key], micro, repeat, size, backend.name)[0]
+                if key in seconds and math.isfinite(seconds[key]) and seconds[key] > 0:
+                    measured[i] = dataclasses.replace(m, seconds={**m.seconds, **seconds})
+                    log(f"  {m.label}: {key_name(key)} {seconds[key] * 1e3:.2f} ms")
+            regret = SuiteRegret(measured, micro, device)
+            fit = fit_constants(regret, micro, starts=[base, fit.config], log=_quiet,
+                                max_evaluations=size.max_evaluations)
+            log(f"refit {round_ + 1}: regret {fit.before} -> {fit.after} "
+                f"({fit.evaluations} evaluations)")
     for name, factor in fit.factors.items():
         section, key = name.split(".")
         value = getattr(getattr(micro, section), key)
@@ -173,8 +217,8 @@ def tune_config(base: Config, suite: str = "quick", repeat: int = 5, seed: int =
     return TuneResult(config=dataclasses.replace(fit.config, source="<measured>"),
                       suite=suite, problems=len(measured),
                       timings=sum(len(m.seconds) for m in measured), regret=stats,
-                      seconds=time.perf_counter() - began, backend=cpu_backend(base).name,
-                      load_average=load)
+                      seconds=time.perf_counter() - began, backend=backend.name,
+                      load_average=load, device=device_description(backend))
 
 
 # -- the machine and the written file ----------------------------------------------
@@ -221,6 +265,15 @@ def machine_description() -> dict[str, str | int]:
             "fftconv": _version("fftconv")}
 
 
+def device_description(backend: Backend) -> str:
+    """Where `backend` runs: ``'cpu'``, or its GPU as CuPy names it, ``'cuda:0 (NVIDIA H200)'``."""
+    runtime = getattr(getattr(backend.xp, "cuda", None), "runtime", None)
+    if runtime is None:  # the CPU, or a stand-in for CuPy
+        return backend.device
+    name = runtime.getDeviceProperties(backend.device_id)["name"]
+    return f"{backend.device} ({name.decode() if isinstance(name, bytes) else name})"
+
+
 def _regret_text(stats: RegretStats) -> str:
     return f"{stats.median:.3f} / {stats.p90:.3f} / {stats.worst:.3f}"
 
@@ -252,9 +305,12 @@ def profile_text(result: TuneResult, command: str, use: str,
     now = datetime.datetime.now(datetime.timezone.utc) if now is None else now
     date = now.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
     options = result.config.pyfftw
+    gpu = result.backend == "cupy"
     fft = (f"{result.backend} ({options.planner_effort}, "
            f"{'all usable' if options.threads == 0 else options.threads} threads)"
-           if result.backend == "pyfftw" else f"{result.backend} (scipy.fft)")
+           if result.backend == "pyfftw"
+           else f"cupy (cuFFT, CuPy {_version('cupy')}) on {result.device}" if gpu
+           else f"{result.backend} (scipy.fft)")
     load = (" ".join(f"{v:.2f}" for v in result.load_average)
             if result.load_average else "unknown")
     record: dict[str, str | int | float] = {
@@ -271,7 +327,10 @@ def profile_text(result: TuneResult, command: str, use: str,
         f"# BLAS: {machine['blas']}.",
         f"# FFT: {fft}; numpy {machine['numpy']}, scipy {machine['scipy']}, pyfftw "
         f"{machine['pyfftw']}, Python {machine['python']}, fftconv {machine['fftconv']}.",
-        "# Constants: micro-benchmarks, then scaled to minimise the regret (time of the",
+        *(["# Only the [cupy] section, the GPU's cost model, was tuned; the others are the "
+           "base's."] if gpu else []),
+        f"# {'[cupy] constants' if gpu else 'Constants'}: micro-benchmarks, then scaled to "
+        "minimise the regret (time of the",
         "# planner's choice / time of the fastest candidate timed) on "
         f"{result.problems} layer calls",
         f"# ({result.suite} suite, {result.timings} candidates timed, "

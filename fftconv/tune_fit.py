@@ -6,7 +6,9 @@ minimises the suite's regret, the time of the candidate the planner would
 pick over the time of the fastest one (:class:`SuiteRegret`).  The regret is
 evaluated with the planner's own cost functions on the measured times;
 nothing is timed inside the search.  The third of the three steps of
-``fftconv tune`` (:mod:`fftconv.tune`).
+``fftconv tune`` (:mod:`fftconv.tune`).  A suite timed on a GPU fits the
+``[cupy]`` constants instead (:data:`CUDA_FITTED_CONSTANTS`), evaluated as the
+planner sees them there (:func:`~fftconv.config.device_config`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fftconv.config import Config
+from fftconv.config import Config, device_config
 from fftconv.planner import direct_cost, fft_candidates
 from fftconv.tune_suite import Key, Measurement, candidate_costs
 
@@ -39,12 +41,29 @@ FITTED_CONSTANTS = (
     ("direct", "gather_ns_per_byte"),
     ("direct", "call_overhead_ns"),
 )
+#: The ``[cupy]`` constants that :func:`~fftconv.config.device_config` turns
+#: into the GPU's counterparts of :data:`FITTED_CONSTANTS` (one kernel launch
+#: is both paths' fixed cost, one copy rate both paths' cost per byte, one
+#: float64 factor both paths'); fitted when the suite ran on a GPU.
+CUDA_FITTED_CONSTANTS = (
+    ("cupy", "cufft_ns_per_nlogn"),
+    ("cupy", "cufft_large_ns_per_nlogn"),
+    ("cupy", "launch_overhead_ns"),
+    ("cupy", "bin_product_ns_per_mac"),
+    ("cupy", "bin_small_product_ns_per_mac"),
+    ("cupy", "cufft_row_overhead_ns"),
+    ("cupy", "copy_ns_per_byte"),
+    ("cupy", "fp64_factor"),
+    ("cupy", "gemm_ns_per_mac"),
+)
+#: The constants fitted, by the kind of device the suite ran on.
+DEVICE_FITTED_CONSTANTS = {"cpu": FITTED_CONSTANTS, "cuda": CUDA_FITTED_CONSTANTS}
 
 #: Largest change of a constant the fit makes, as a factor either way.
 MAX_FACTOR = 32.0
 #: Values some constants must keep whatever the fit finds: a float64 factor
 #: below 1 would make float64 transforms cheaper than float32 ones.
-VALUE_BOUNDS = {("fft", "float64_factor"): (1.0, 6.0)}
+VALUE_BOUNDS = {("fft", "float64_factor"): (1.0, 6.0), ("cupy", "fp64_factor"): (1.0, 6.0)}
 #: An FFT length that was not timed, outside the timed ones of its problem, is
 #: taken to be this much slower than the nearest timed one per octave away
 #: (pessimistic: the fit is not rewarded for guesses; the refit times them).
@@ -92,10 +111,15 @@ class SuiteRegret:
     measurements : sequence of Measurement
     reference : Config
         Cost model of the imputed times (the one that chose what to time).
+    device : {'cpu', 'cuda'}
+        The kind of device the problems were timed on: every configuration is
+        judged by its costs there (:func:`~fftconv.config.device_config`).
     """
 
-    def __init__(self, measurements: Sequence[Measurement], reference: Config) -> None:
+    def __init__(self, measurements: Sequence[Measurement], reference: Config,
+                 device: str = "cpu") -> None:
         self.measurements = list(measurements)
+        self.device = device
         self._log_best: list[float] = []
         self._direct_time: list[float] = []
         self._fft_log_n: list[np.ndarray] = []
@@ -106,7 +130,7 @@ class SuiteRegret:
             if not m.seconds or not all(t > 0 and math.isfinite(t) for t in m.seconds.values()):
                 raise ValueError(f"`measurements[{i}].seconds` must hold finite times > 0, "
                                  f"got {dict(m.seconds)!r}.")
-            ref = candidate_costs(m.problem, reference)
+            ref = candidate_costs(m.problem, reference, device)
             best, worst = min(m.seconds.values()), max(m.seconds.values())
             ffts = sorted((k[1], t) for k, t in m.seconds.items() if k[0] == "fft")
             logs = [math.log(t / ref[k]) for k, t in m.seconds.items() if ref.get(k, 0) > 0]
@@ -146,6 +170,7 @@ class SuiteRegret:
 
     def _ffts(self, config: Config) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per problem: FFT lengths and costs, cheapest first (as the planner orders them)."""
+        config = device_config(config, self.device)
         key = _sections_but(config, "direct")
         found = self._fft_memo.get(key)
         if found is None:
@@ -160,6 +185,7 @@ class SuiteRegret:
         return found
 
     def _direct_costs(self, config: Config) -> list[float]:
+        config = device_config(config, self.device)
         key = _sections_but(config, "fft")
         found = self._direct_memo.get(key)
         if found is None:
@@ -216,9 +242,14 @@ class SuiteRegret:
 
 
 def _sections_but(config: Config, section: str) -> tuple:
-    """The values of every section of `config` except `section` (hashable)."""
+    """The values of every section of a device's `config` except `section` (hashable).
+
+    ``cupy`` is left out: a GPU's ``fft``, ``direct`` and ``memory`` sections
+    hold what the costs read of it (:func:`~fftconv.config.device_config`), and
+    the CPU's costs read none of it.
+    """
     return tuple(getattr(config, f.name) for f in dataclasses.fields(config)
-                 if f.name not in (section, "source"))
+                 if f.name not in (section, "source", "cupy"))
 
 
 def objective(log_regrets: np.ndarray) -> float:
@@ -251,9 +282,9 @@ class Fit:
     evaluations: int
 
 
-def _fitted(config: Config) -> list[tuple[str, str]]:
+def _fitted(config: Config, device: str) -> list[tuple[str, str]]:
     out = []
-    for section, key in FITTED_CONSTANTS:
+    for section, key in DEVICE_FITTED_CONSTANTS[device]:
         value = getattr(getattr(config, section, None), key, None)
         if isinstance(value, float) and math.isfinite(value) and value > 0:
             out.append((section, key))
@@ -286,9 +317,10 @@ def fit_constants(measurements: Sequence[Measurement] | SuiteRegret, start: Conf
     """Scale the cost constants of `start` to minimise the regret on `measurements`.
 
     The search variables are the logs of one factor per constant of
-    :data:`FITTED_CONSTANTS`, kept within :data:`MAX_FACTOR` and
-    :data:`VALUE_BOUNDS`.  The objective is :func:`objective` of the suite's
-    log regrets plus :data:`PRIOR_WEIGHT` times the mean squared log factor.
+    :data:`FITTED_CONSTANTS` (of :data:`CUDA_FITTED_CONSTANTS` for problems
+    timed on a GPU), kept within :data:`MAX_FACTOR` and :data:`VALUE_BOUNDS`.
+    The objective is :func:`objective` of the suite's log regrets plus
+    :data:`PRIOR_WEIGHT` times the mean squared log factor.
     The regret of the planner's own choice is piecewise constant in the
     constants, so the search (Nelder-Mead, :func:`scipy.optimize.minimize`)
     runs through the `stages`: a soft choice whose temperature falls to 0.
@@ -299,7 +331,9 @@ def fit_constants(measurements: Sequence[Measurement] | SuiteRegret, start: Conf
     Parameters
     ----------
     measurements : sequence of Measurement, or SuiteRegret
-        The measured problems (a sequence is imputed with `start` as reference).
+        The measured problems (a sequence: timed on the CPU, imputed with
+        `start` as reference); a SuiteRegret's device says which constants
+        are fitted.
     start : Config
         The constants that the factors multiply and the prior pulls towards.
     starts : sequence of Config
@@ -320,7 +354,7 @@ def fit_constants(measurements: Sequence[Measurement] | SuiteRegret, start: Conf
 
     suite = (measurements if isinstance(measurements, SuiteRegret)
              else SuiteRegret(measurements, start))
-    names = _fitted(start)
+    names = _fitted(start, suite.device)
     values = np.array([getattr(getattr(start, s), k) for s, k in names])
     low = np.empty(len(names))
     high = np.empty(len(names))

@@ -1,12 +1,20 @@
-"""Measure the ``[cupy]`` constants of the cost model on the current GPU.
+"""Measure and fit the ``[cupy]`` constants of the cost model on the current GPU.
 
-``fftconv tune --backend cupy`` runs :func:`measure_cupy`: micro-benchmarks of a
-kernel launch, cuFFT block transforms of short and long lengths, the per-bin
-product in both its forms, a GEMM of the shifted direct path and a device copy,
-each timed to the end of its work on the device.  The other constants of the
-section (planning, budgets, plan-cache bounds) are kept from the base; the CPU's
-sections are not touched.  Unlike the CPU's ``tune``, no suite of layer calls is
-timed and nothing is fitted: the constants are the micro-benchmarks' medians.
+``fftconv tune --backend cupy`` runs :func:`tune_cupy`, the CPU tuner's three
+steps (:func:`fftconv.tune.tune_on`) on the GPU:
+
+1. :func:`measure_cupy`: micro-benchmarks of a kernel launch, cuFFT block
+   transforms of short and long lengths, the per-bin product in both its forms,
+   a GEMM of the shifted direct path and a device copy, each timed to the end
+   of its work on the device;
+2. a suite of real layer calls run through the ``'cupy'`` backend, each
+   candidate forced and timed to the end of its device work
+   (:func:`fftconv.tune_suite.measure_suite`);
+3. the fit of :data:`~fftconv.tune_fit.CUDA_FITTED_CONSTANTS` to the suite's
+   regret (:func:`fftconv.tune_fit.fit_constants`).
+
+The other constants of the section (planning, budgets, plan-cache bounds) are
+kept from the base; the CPU's sections are not touched.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import numpy as np
 from fftconv.backends import Backend
 from fftconv.config import Config
 from fftconv.paths.fft import _per_bin_product
+from fftconv.tune import TuneResult, tune_on
 
 #: Points transformed per timing of the cuFFT constants (rows * N).
 FFT_POINTS = 1 << 24
@@ -118,3 +127,39 @@ def measure_cupy(base: Config, backend: Backend, repeat: int = 5,
         raise RuntimeError(f"GPU micro-benchmarks gave no usable time for {sorted(bad)}.")
     cupy = dataclasses.replace(base.cupy, **measured)
     return dataclasses.replace(base, cupy=cupy, source="<measured>")
+
+
+def tune_cupy(base: Config, backend: Backend, suite: str = "quick", repeat: int = 5,
+              seed: int = 0, log: Callable[[str], None] = print) -> TuneResult:
+    """Fit the ``[cupy]`` constants of `base` to a suite of layer calls on `backend`'s GPU.
+
+    The micro-benchmarks (:func:`measure_cupy`) give the first values; the
+    suite is drawn with `base`'s GPU costs and the fit starts from both (see
+    :func:`fftconv.tune.tune_on`).
+
+    Parameters
+    ----------
+    backend : Backend
+        A ``'cupy'`` backend (:func:`fftconv.backends.get_backend`).
+    base, suite, repeat, seed, log
+        As for :func:`fftconv.tune.tune_config`.
+
+    Returns
+    -------
+    TuneResult
+        Its configuration differs from `base` in ``[cupy]`` constants only.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If an argument is of the wrong type or out of range, or `backend` is
+        not a GPU's (ValueError).
+    RuntimeError
+        If a micro-benchmark or the whole suite failed to give a time.
+    """
+    if not isinstance(backend, Backend):
+        raise TypeError(f"`backend` must be a Backend, got {backend!r}.")
+    if backend.traits.kind != "cuda":
+        raise ValueError(f"`backend` must be a 'cupy' backend, got {backend!r}.")
+    return tune_on(base, lambda: measure_cupy(base, backend, repeat=repeat, log=log), backend,
+                   suite=suite, repeat=repeat, seed=seed, log=log)

@@ -5,20 +5,37 @@ A seeded sample of layers and inputs over the planner's territory
 run through :meth:`fftconv.engine.Engine.execute`, each timed as the minimum
 of a few warm runs (:func:`measure_suite`).  The second of the three steps of
 ``fftconv tune`` (:mod:`fftconv.tune`).
+
+The suite runs on the CPU or, with backend ``'cupy'``, on a GPU: the
+candidates are then chosen with the configuration's ``[cupy]`` costs
+(:func:`~fftconv.config.device_config`) and each run is timed to the end of
+its work on the device.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from fftconv.config import Config
+from fftconv.backends import device_kind
+from fftconv.config import Config, device_config
+from fftconv.engine import Engine
 from fftconv.paths.fft import block_bytes
-from fftconv.planner import Problem, direct_cost, fast_lengths, fft_candidates, spectra_bytes
+from fftconv.planner import (
+    Candidate,
+    Plan,
+    Problem,
+    direct_cost,
+    fast_lengths,
+    fft_candidates,
+    plan,
+    spectra_bytes,
+)
 from fftconv.spec import ConvSpec
 from fftconv.tune_micro import check_repeat
 
@@ -170,23 +187,27 @@ def _case_bytes(case: SuiteCase) -> int:
                           a["kernel_support"] * c * a["filters"])
 
 
-def make_suite(suite: str, config: Config, seed: int = 0) -> list[SuiteCase]:
+def make_suite(suite: str, config: Config, seed: int = 0, device: str = "cpu",
+               ) -> list[SuiteCase]:
     """Draw the layer calls of a suite.
 
     Kernels of 1 to 30000 taps (log-uniform), strides 1 to 4, 1 to 64
     channels and filters, a quarter channel-separable, batches of 1 to 8,
     widths of 2**14 to 2**20 samples, a fifth float64, half channels last.
     A draw is narrowed (width, then batch) to the suite's memory and time
-    bounds (estimated with `config`, whose best FFT length must fit too, see
-    :func:`_fft_fits`), or drawn again.
+    bounds (estimated with `config` on `device`, whose best FFT length must
+    fit too, see :func:`_fft_fits`), or drawn again.
 
     Parameters
     ----------
     suite : {'tiny', 'quick', 'full'}
     config : Config
-        Cost model that sizes the calls (the same `config` and `seed` give
-        the same suite).
+        Cost model that sizes the calls (the same `config`, `seed` and
+        `device` give the same suite).
     seed : int
+    device : {'cpu', 'cuda'}
+        The kind of device whose costs size the calls
+        (:func:`~fftconv.config.device_config`).
 
     Returns
     -------
@@ -203,15 +224,15 @@ def make_suite(suite: str, config: Config, seed: int = 0) -> list[SuiteCase]:
         layer = _draw(rng)
         shape = [_log_uniform_int(rng, 1, 8), _log_uniform_int(rng, 1, 64),
                  int(2 ** rng.uniform(14, 20))]
-        case = _narrowed(layer, shape, size, config, seed=int(rng.integers(2**31)))
+        case = _narrowed(layer, shape, size, config, int(rng.integers(2**31)), device)
         if case is not None:
             cases.append(case)
     return cases
 
 
 def _narrowed(layer: dict, shape: list[int], size: SuiteSize, config: Config,
-              seed: int) -> SuiteCase | None:
-    """`layer` on a `shape` ``[B, C, W]`` narrowed to the bounds of `size`, or None."""
+              seed: int, device: str) -> SuiteCase | None:
+    """`layer` on a `shape` ``[B, C, W]`` narrowed to the bounds of `size` on `device`, or None."""
 
     def case() -> SuiteCase:
         b, c, w = shape
@@ -222,7 +243,7 @@ def _narrowed(layer: dict, shape: list[int], size: SuiteSize, config: Config,
     while True:
         current = case()
         problem = current.problem()
-        costs = candidate_costs(problem, config)
+        costs = candidate_costs(problem, config, device)
         ffts = [k for k in costs if k[0] == "fft"]
         fits = (_case_bytes(current) <= size.max_bytes
                 and min(costs.values()) / 1e9 <= size.case_seconds
@@ -259,8 +280,12 @@ class Measurement:
     case: SuiteCase | None = None
 
 
-def candidate_costs(problem: Problem, config: Config) -> dict[Key, float]:
-    """Every candidate's estimated ns under `config`: direct first, then FFT lengths."""
+def candidate_costs(problem: Problem, config: Config, device: str = "cpu") -> dict[Key, float]:
+    """Every candidate's estimated ns under `config` on a kind of `device` ('cpu' or 'cuda').
+
+    The direct candidate first, then the FFT lengths, cheapest first.
+    """
+    config = device_config(config, device)
     costs = {("direct", 0): direct_cost(problem, config)}
     for candidate in fft_candidates(problem, config):
         costs.setdefault(("fft", candidate.n_fft), candidate.cost_ns)
@@ -290,7 +315,7 @@ def _nearest_fast_length(target: float, low: int, high: int, limit: int) -> int 
 
 
 def _timed_candidates(problem: Problem, config: Config, size: SuiteSize,
-                      prefer_longer: bool = False) -> list[Key]:
+                      prefer_longer: bool = False, device: str = "cpu") -> list[Key]:
     """What to time: the direct path (unless far off) and ``size.fft_lengths`` FFT lengths.
 
     The model's best FFT length, then a length about half and one about
@@ -298,16 +323,16 @@ def _timed_candidates(problem: Problem, config: Config, size: SuiteSize,
     `prefer_longer`), so the fit sees the trade-off the block length makes,
     then the model's other FFT candidates.  Lengths whose buffers do not fit
     (:func:`_fft_fits`), and candidates estimated above
-    ``size.candidate_seconds`` are left out.
+    ``size.candidate_seconds`` are left out.  Estimated with `config` on `device`.
     """
-    costs = candidate_costs(problem, config)
+    costs = candidate_costs(problem, config, device)
     ffts = [k for k in costs if k[0] == "fft"]
     chosen: list[Key] = []
     if ffts and costs[ffts[0]] / 1e9 <= size.candidate_seconds:
         n0 = ffts[0][1]
         shortest = max(problem.kernel_length, 8)
         span = problem.outputs + problem.kernel_length - 1  # one block holds it all
-        limit = config.fft.max_fft_length
+        limit = device_config(config, device).fft.max_fft_length
         shorter = _nearest_fast_length(n0 / 2, shortest, int(n0 / OCTAVE), limit)
         longer = (_nearest_fast_length(2 * n0, math.ceil(n0 * OCTAVE), min(limit, 2 * span),
                                        limit) if n0 < span else None)
@@ -325,22 +350,22 @@ def _timed_candidates(problem: Problem, config: Config, size: SuiteSize,
 
 
 def time_case(case: SuiteCase, keys: Sequence[Key], config: Config, repeat: int,
-               size: SuiteSize) -> tuple[dict[Key, float], float]:
+              size: SuiteSize, backend: str = "auto") -> tuple[dict[Key, float], float]:
     """Minimum seconds of a few warm runs of each candidate in `keys`, interleaved.
 
-    Every candidate runs once to warm up (FFTW plans, kernel spectra, buffers),
-    then up to `repeat` times, fewer once its runs took ``size.candidate_seconds``.
+    Every candidate runs once to warm up (FFTW or cuFFT plans, kernel spectra,
+    buffers), then up to `repeat` times, fewer once its runs took
+    ``size.candidate_seconds``.
     Each timed run follows an untimed run of the same candidate, as in a
     program calling one layer repeatedly: right after another candidate's run,
     its leftover memory and spinning worker threads can double a run's time.
     A candidate whose warm-up took :data:`SLOW` times that long keeps the
     warm-up's time (an upper bound) and runs no more: the model was far off,
-    and so slow a candidate is never the fastest.  Returns the minimum times
-    and the seconds the warm-up runs took.
+    and so slow a candidate is never the fastest.  The calls run on `backend`
+    (``'cupy'``: the current GPU, the input moved there first) and each is
+    timed to the end of its work on the device (:func:`_run_seconds`).
+    Returns the minimum times and the seconds the warm-up runs took.
     """
-    from fftconv.engine import Engine
-    from fftconv.planner import Candidate, plan
-
     a = case.arguments
     dtype = np.dtype(a["dtype"])
     rng = np.random.default_rng(case.seed)
@@ -348,12 +373,13 @@ def time_case(case: SuiteCase, keys: Sequence[Key], config: Config, repeat: int,
     kernel = rng.standard_normal((a["kernel_support"], case.channels_first_shape[1],
                                   a["filters"]), dtype=dtype)
     time_major = a["data_format"] == "channels_last"
+    engine = Engine(case.spec(), a["filters"], backend=backend, config=config)
+    bk = engine.backend
+    x = bk.to_device(x)  # once: the runs time the layer, not a copy to the device
     x_cf = x.transpose(0, 2, 1) if time_major else x
-    engine = Engine(case.spec(), a["filters"], config=config)
-    backend = engine.backend
     # The estimated plan (never a measured one), then each candidate chosen in turn.
-    planned = plan(case.spec(), x_cf.shape, dtype, backend.name, config, filters=a["filters"],
-                   threads=backend.threads)
+    planned = plan(case.spec(), x_cf.shape, dtype, bk.name, config, filters=a["filters"],
+                   threads=bk.threads)
     plans = {k: planned.choose(Candidate(k[0], k[1], 0.0)) for k in keys}
     token = ("tune", case.seed)
     best: dict[Key, float] = {}
@@ -364,10 +390,8 @@ def time_case(case: SuiteCase, keys: Sequence[Key], config: Config, repeat: int,
             if round_ and spent[key] >= size.candidate_seconds:
                 continue
             if round_:
-                engine.execute(x_cf, lambda: kernel, token, plans[key], time_major)
-            start = time.perf_counter()
-            engine.execute(x_cf, lambda: kernel, token, plans[key], time_major)
-            seconds = time.perf_counter() - start
+                _run_seconds(engine, plans[key], x_cf, kernel, token, time_major)
+            seconds = _run_seconds(engine, plans[key], x_cf, kernel, token, time_major)
             if round_:
                 spent[key] += seconds
                 best[key] = min(best.get(key, math.inf), seconds)
@@ -378,9 +402,22 @@ def time_case(case: SuiteCase, keys: Sequence[Key], config: Config, repeat: int,
     return best, warm
 
 
+def _run_seconds(engine: Engine, chosen: Plan, x: Any, kernel: np.ndarray, token: Hashable,
+                 time_major: bool) -> float:
+    """Seconds of one call of `engine` with the plan `chosen`, to the end of its device work.
+
+    `x` is the input ``(B, C_in, W)`` on the engine's device, `kernel` the
+    layer's kernel ``(K, C_in, filters)`` (host).
+    """
+    start = time.perf_counter()
+    engine.execute(x, lambda: kernel, token, chosen, time_major)
+    engine.backend.synchronize()
+    return time.perf_counter() - start
+
+
 def measure_suite(cases: Sequence[SuiteCase], config: Config, repeat: int = 3,
                   suite: str = "quick", log: Callable[[str], None] = print,
-                  ) -> list[Measurement]:
+                  backend: str = "auto") -> list[Measurement]:
     """Time each case's direct candidate and a few FFT lengths (chosen with `config`).
 
     The candidates of a case: the direct path, unless `config` puts it above
@@ -390,20 +427,23 @@ def measure_suite(cases: Sequence[SuiteCase], config: Config, repeat: int = 3,
     block-length trade-off.  Each runs through
     :meth:`~fftconv.engine.Engine.execute` with the plan chosen for it
     (:meth:`~fftconv.planner.Plan.choose`): once to warm up, then the minimum
-    of up to `repeat` runs, interleaved across candidates.
+    of up to `repeat` runs, interleaved across candidates (:func:`time_case`).
 
     Parameters
     ----------
     cases : sequence of SuiteCase
     config : Config
-        Cost model that chooses the candidates, and the engine's configuration
-        (memory budgets, FFTW options).
+        Cost model that chooses the candidates (its costs on the device of
+        `backend`), and the engine's configuration (memory budgets, FFTW
+        options).
     repeat : int
         Timed runs per candidate at most, after one warm-up run; ``>= 1``.
     suite : {'tiny', 'quick', 'full'}
         Bounds of the candidates' time and memory.
     log : callable
         Called with one line per case.
+    backend : {'auto', 'numpy', 'pyfftw', 'cupy'}
+        Where the calls run: the CPU, or the current GPU for ``'cupy'``.
 
     Returns
     -------
@@ -412,12 +452,15 @@ def measure_suite(cases: Sequence[SuiteCase], config: Config, repeat: int = 3,
     """
     repeat = check_repeat(repeat)
     size = SUITES[suite]
+    device = device_kind(backend)
     out = []
     for i, case in enumerate(cases):
         problem = case.problem()
-        keys = _timed_candidates(problem, config, size, prefer_longer=i % 2 == 1)
+        keys = _timed_candidates(problem, config, size, prefer_longer=i % 2 == 1,
+                                 device=device)
         start = time.perf_counter()
-        seconds, warm = time_case(case, keys, config, repeat, size) if keys else ({}, 0.0)
+        seconds, warm = (time_case(case, keys, config, repeat, size, backend) if keys
+                         else ({}, 0.0))
         seconds = {k: t for k, t in seconds.items() if math.isfinite(t) and t > 0}
         times = ", ".join(f"{key_name(k)} {t * 1e3:.2f}" for k, t in seconds.items())
         log(f"case {i + 1}/{len(cases)}: {case}: {times} ms "

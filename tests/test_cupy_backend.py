@@ -113,6 +113,10 @@ def test_plans_are_per_device_and_pure(gpu):
     plans = layer.engine._plans
     assert [plans[key].device for key in plans] == ["cpu", "cuda"]  # one per device
     assert [key[2] for key in plans][1] == "cupy" and cpu_plan.device == "cpu"
+    with use_device(1):
+        layer(gpu.xp.asarray(x))  # a plan of its own on another GPU (measured ones differ)
+    assert [key[2:] for key in plans] == [(layer.engine.backend.name, "cpu"),
+                                          ("cupy", "cuda:0"), ("cupy", "cuda:1")]
     gpu_plan = fftconv.plan(layer.spec, (4, 3, 200_000), "float32", "cupy", None, filters=4)
     assert gpu_plan.device == "cuda" and gpu_plan.threads == 1
     assert "device=cuda" in str(gpu_plan) and gpu_plan.variant in ("fft", "direct-windows")
@@ -251,8 +255,10 @@ def test_tune_measures_the_cupy_section(gpu, tmp_path, monkeypatch, capsys):
                         ("LONG_LENGTHS", (4096,)), ("GEMM_ROWS", 256), ("COPY_SAMPLES", 4096)):
         monkeypatch.setattr(tune_gpu, name, value)
     out = tmp_path / "gpu.toml"
-    assert cli.main(["tune", "--backend", "cupy", "--output", str(out), "--repeat", "1"]) == 0
-    assert "kernel launch" in capsys.readouterr().err
+    assert cli.main(["tune", "--backend", "cupy", "--suite", "tiny", "--output", str(out),
+                     "--repeat", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "kernel launch" in err and "case 1/3" in err and "fit: regret" in err
     measured, default = read_config(out), load_config(None, user_profile=False)
     assert measured.cupy != default.cupy and measured.cupy.max_plans == default.cupy.max_plans
     assert (measured.fft, measured.direct, measured.memory) == (default.fft, default.direct,
