@@ -30,7 +30,8 @@ export FFTCONV_SAVE_WISDOM=0
 # cases on the real CuPy backend; the stand-in tests of the backend's logic too
 # (fast, and they must pass here as well); the PyTorch module's CUDA gradcheck
 # where torch is installed.  The property and gradient tests need hypothesis.
-tests=(tests/test_gpu.py tests/test_golden.py tests/test_cupy_backend.py)
+tests=(tests/test_gpu.py tests/test_golden.py tests/test_cupy_backend.py
+       tests/test_cupy_transfers.py tests/test_cupy_overlap.py)
 python -c 'import torch' 2>/dev/null && tests+=(tests/test_torch.py)
 python -c 'import hypothesis' 2>/dev/null &&
     tests+=(tests/test_property.py tests/test_streaming.py tests/test_vjp.py)

@@ -51,6 +51,14 @@ CONTENDER_FACTOR = 1.5
 #: this fraction: closer timings are within the noise of a busy machine.
 MEASURE_MARGIN = 0.05
 
+#: Host inputs of a GPU backend from this many bytes, of two samples or more, run
+#: by batch slices, each slice's upload and download overlapping the computation
+#: of its neighbours (see :meth:`Engine.__call__`).
+PIPELINE_MIN_BYTES = 16 << 20
+#: Bytes of input per batch slice, about: the upload of one slice and the
+#: download of another fit in the GPU backend's pinned staging pool together.
+PIPELINE_SLICE_BYTES = 16 << 20
+
 #: The paths, by the plan's variant: ``prepare(w, plan, backend)`` makes the operands
 #: kept on the device from the host phase kernels, ``run(x, operands, plan, job)``
 #: the layer output (see :mod:`fftconv.paths`).  Both devices use the same entries;
@@ -176,14 +184,23 @@ class Engine:
 
     def __call__(self, x: Any, kernel: Callable[[], np.ndarray],
                  token: Hashable | None, time_major: bool = False,
-                 keep: dict[int, list] | None = None) -> Any:
-        """Filter `x`, without bias or activation.
+                 keep: dict[int, list] | None = None, to_host: bool = False,
+                 finish: Callable[[Any], Any] | None = None) -> Any:
+        """Filter `x`, without bias or activation (those are `finish`'s).
 
         With ``planning='measure'``, the first call of an input shape that the
         plan wisdom does not know times the candidates on `x` (see
         :meth:`_measure`) and returns the result of the fastest; later calls of
         the shape run the winner only.  Concurrent first calls measure once: the
         others wait for the winner.
+
+        On a GPU, a host `x` of :data:`PIPELINE_MIN_BYTES` or more and two
+        samples or more runs by batch slices of about :data:`PIPELINE_SLICE_BYTES`
+        (output row ``b`` depends on input row ``b`` only): the upload of a
+        slice is queued before the computation of the one before, and with
+        `to_host` each slice's download is queued as soon as it is computed,
+        so the copies overlap the computations.  Each slice shape is planned
+        (and measured) as a call of its own.
 
         Parameters
         ----------
@@ -203,21 +220,61 @@ class Engine:
             If given and the call runs the FFT path, it receives the spectra of
             the input blocks, ``keep[n_fft]`` (see
             :func:`~fftconv.paths.fft.corr_valid_fft`), for the kernel gradient
-            (:class:`~fftconv.vjp.Adjoint`).  A call that measures keeps none.
+            (:class:`~fftconv.vjp.Adjoint`).  A call that measures keeps none;
+            a call that keeps does not run by slices.
+        to_host : bool
+            Return a numpy array (from a GPU, downloaded by slices as above).
+        finish : callable or None
+            Applied on the device to the result ``(b, C_out, n_out)`` of each batch
+            slice (the whole batch when not sliced), before it is assembled or
+            downloaded; returns an array of that shape, treating each sample
+            on its own (a bias, an element-wise activation).
 
         Returns
         -------
         array of ``backend_for(x).xp``, shape (B, C_out, spec.output_width(W))
-            Newly allocated on the device of the call; channels last in memory (a
-            transposed view) when `time_major`.
+            Newly allocated on the device of the call (a numpy array with
+            `to_host`); channels last in memory (a transposed view) when `time_major`.
         """
         backend = self.backend_for(x)
         with backend.activate():
-            return self._call(backend, x, kernel, token, time_major, keep)
+            return self._call(backend, x, kernel, token, time_major, keep, to_host, finish)
 
     def _call(self, backend: Backend, x: Any, kernel: Callable[[], np.ndarray],
-              token: Hashable | None, time_major: bool, keep: dict[int, list] | None) -> Any:
-        x = backend.to_device(x)
+              token: Hashable | None, time_major: bool, keep: dict[int, list] | None,
+              to_host: bool, finish: Callable[[Any], Any] | None) -> Any:
+        if backend.device == "cpu":  # results are host arrays already
+            y = self._compute(backend, backend.to_device(x), kernel, token, time_major, keep)
+            return y if finish is None else finish(y)
+        rows = _batch_slices(backend, x) if keep is None else [slice(None)]
+        upload = backend.to_device_async(x[rows[0]])
+        y, downloads = None, []
+        for i, part in enumerate(rows):
+            xi, uploaded = upload
+            if i + 1 < len(rows):  # queued before this slice's work, to run meanwhile
+                upload = backend.to_device_async(x[rows[i + 1]])
+            backend.wait_event(uploaded)
+            yi = self._compute(backend, xi, kernel, token, time_major, keep)
+            if finish is not None:
+                yi = finish(yi)
+            if len(rows) == 1 and not to_host:
+                return yi
+            if y is None:
+                where = get_backend("numpy") if to_host else backend
+                y = where.empty_signal((x.shape[0], *yi.shape[1:]), yi.dtype, time_major)
+            if to_host:
+                downloads.append(backend.to_host_async(yi, y[part]))
+            else:
+                backend.assign(y[part], yi)
+        for event in downloads:
+            if event is not None:
+                event.synchronize()
+        return y
+
+    def _compute(self, backend: Backend, x: Any, kernel: Callable[[], np.ndarray],
+                 token: Hashable | None, time_major: bool,
+                 keep: dict[int, list] | None) -> Any:
+        """Plan (measuring if due) and run a call on `x`, an array of `backend`'s device."""
         key = _plan_key(x.shape, x.dtype, backend.name, backend.device)
         chosen, settled = self._plan(key, backend)
         if not settled:
@@ -534,6 +591,21 @@ def backend_options(config: Config) -> dict[str, Any]:
             "save_wisdom": options.save_wisdom,
             "measure_after_seconds": options.measure_after_seconds,
             "max_plans": config.cupy.max_plans, "max_plan_bytes": config.cupy.max_plan_bytes}
+
+
+def _batch_slices(backend: Backend, x: Any) -> list[slice]:
+    """The batch slices a GPU call on `x` runs by: one, unless `x` is a large host array.
+
+    Two or more (at most B) of sizes differing by one at most, so at most two
+    slice shapes are planned.
+    """
+    batch = x.shape[0]
+    if (not isinstance(x, np.ndarray) or backend.owns(x) or batch < 2
+            or x.nbytes < PIPELINE_MIN_BYTES):
+        return [slice(None)]
+    count = min(batch, max(2, -(-x.nbytes // PIPELINE_SLICE_BYTES)))
+    bounds = [batch * i // count for i in range(count + 1)]
+    return [slice(bounds[i], bounds[i + 1]) for i in range(count)]
 
 
 def _plan_key(input_shape: tuple[int, ...], dtype: np.dtype, backend: str, device: str) -> tuple:

@@ -608,9 +608,8 @@ def _filter(x: Any, h: Any, axis: int, dtype: np.dtype, device: Backend | None, 
         order = [roles.get(i, "time") for i in range(nd) if roles.get(i) != "one"]
         time_major = (not _ordered(order, ("batch", "chan", "filt", "time"))
                       and _ordered(order, ("batch", "time", "chan", "filt")))
-        y = engine(x3, lambda: kernel, token, time_major=time_major)
-        if device is None:  # host inputs: a GPU backend's result comes back
-            y = engine.backend_for(x3).to_host(y)
+        # Host inputs: a GPU backend's result comes back (by slices, overlapped).
+        y = engine(x3, lambda: kernel, token, time_major=time_major, to_host=device is None)
         assert y.shape[-1] >= start + length, (y.shape, start, length)
         y = y[:, :, start:start + length].reshape(*b_shape, *c_shape, *f_shape, length,
                                                  *(1,) * len(groups["one"]))

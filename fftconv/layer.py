@@ -390,30 +390,44 @@ class SignalConv1D:
             return dask_front.apply(self, x)
         backend = self.engine.backend_for(x)
         placed = backend.owns(x)  # else the result goes back to the host
+        try:  # a named activation acts element-wise: on the engine's batch slices too
+            activations.serialize(self.activation)
+            elementwise = True
+        except TypeError:
+            elementwise = False
         with backend.activate():
-            x = _on_backend(backend, x, "x", self.dtype)
+            # Host data stays there: the engine moves it (by slices, overlapped).
+            x = (_on_backend(backend, x, "x", self.dtype) if placed
+                 else as_real_array(x, "x", self.dtype))
             self._check_input(x.shape)
             if self.data_format == "channels_last":
                 x = x.transpose(0, 2, 1)
-            y = self._preactivation(x)
-            if self.activation is not None:
+            y = self._output(x, activation=self.activation if elementwise else None,
+                             to_host=elementwise and not placed)
+            if not elementwise:
                 y = self.activation(y)
             if self.data_format == "channels_last":
                 y = y.transpose(0, 2, 1)
-            y = backend.xp.ascontiguousarray(y, dtype=self.dtype)
-        return y if placed else backend.to_host(y)
+            y = array_module(y).ascontiguousarray(y, dtype=self.dtype)
+        return y if placed or elementwise else backend.to_host(y)
 
-    def _preactivation(self, x: np.ndarray, keep: dict[int, list] | None = None) -> np.ndarray:
-        """The output before the activation, ``(B, C_out, n_out)``, for `x` ``(B, C_in, W)``.
+    def _output(self, x: Any, keep: dict[int, list] | None = None,
+                activation: Callable[[Any], Any] | None = None, to_host: bool = False) -> Any:
+        """The output ``(B, C_out, n_out)`` for `x` ``(B, C_in, W)``: filtered, biased, activated.
 
+        `activation` (None: the pre-activation output) must act element-wise.
         Laid out channels last in memory (a transposed view) for channels_last
-        layers.  `keep`: see :meth:`Engine.__call__ <fftconv.engine.Engine.__call__>`.
+        layers.  `keep`, `to_host`: see :meth:`Engine.__call__
+        <fftconv.engine.Engine.__call__>`.
         """
-        y = self.engine(x, lambda: self.kernel, self._kernel_token(),
-                        time_major=self.data_format == "channels_last", keep=keep)
-        if self.use_bias:
-            y += self.engine.backend_for(y).to_device(self.bias)[:, None]
-        return y
+        def finish(y: Any) -> Any:
+            if self.use_bias:
+                y += self.engine.backend_for(y).to_device(self.bias)[:, None]
+            return y if activation is None else activation(y)
+
+        return self.engine(x, lambda: self.kernel, self._kernel_token(),
+                           time_major=self.data_format == "channels_last", keep=keep,
+                           to_host=to_host, finish=finish)
 
     # -- gradients -----------------------------------------------------------
 
@@ -484,7 +498,7 @@ class SignalConv1D:
                 x, g = x.transpose(0, 2, 1), g.transpose(0, 2, 1)
             kept = {} if keep_spectra else None
             if self.activation is not None:
-                g = g * activations.derivative(self.activation)(self._preactivation(x, kept))
+                g = g * activations.derivative(self.activation)(self._output(x, kept))
             grads = self._adjoint(x, g, lambda: self.kernel, self._kernel_token(),
                                   time_major=last, kept=kept)
             dx = backend.xp.ascontiguousarray(grads.x.transpose(0, 2, 1) if last else grads.x)

@@ -23,6 +23,9 @@ behaves as strictly as a CuPy array where it matters to fftconv:
   upload was waited for, holds wrong data, as it may on a GPU.  Each stream
   logs its copies and whether their host memory came from ``pinned_empty``
   (:class:`PinnedMemory`); devices are named ``'Stand-in GPU <id>'``.
+* :attr:`StandinModules.log` records, in order, the copies as they are queued
+  and the computations it sees (transforms, GEMMs, kernel launches) as they
+  run, so a test can tell which transfers were queued before which work.
 
 What it cannot catch: ``numpy.asarray`` and friends accept it silently (an ndarray
 subclass never reaches ``__array__``), so such a slip shows only where its plain
@@ -31,10 +34,12 @@ result meets a device array again, or in the type of a result.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import deque
 from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
@@ -191,11 +196,12 @@ class Stream:
         The streams whose events this one waited for, in order.
     """
 
-    def __init__(self, device: int, pinned: PinnedMemory) -> None:
+    def __init__(self, device: int, pinned: PinnedMemory, log: list[tuple[str, Any]]) -> None:
         self.device = device
         self.copies: list[tuple[str, int, bool]] = []
         self.waited_for: list[Stream] = []
         self._pinned = pinned
+        self._log = log
         self._queue: deque[Callable[[], Any]] = deque()  # not yet run
         self._queued = 0
         self._done = 0
@@ -207,6 +213,7 @@ class Stream:
             raise ValueError(f"a stream of device {self.device} used for an array of device "
                              f"{array.device.id}")
         self.copies.append((kind, host.nbytes, self._pinned.holds(host)))
+        self._log.append((kind, host.nbytes))
         self._queue.append(copy)
         self._queued += 1
 
@@ -232,12 +239,12 @@ class NewStream:
     """``cupy.cuda.Stream(non_blocking=True)``'s stand-in: a new :class:`Stream` of the
     current device, also appended to `made`."""
 
-    def __init__(self, pinned: PinnedMemory) -> None:
+    def __init__(self, pinned: PinnedMemory, log: list[tuple[str, Any]]) -> None:
         self.made: list[Stream] = []
-        self._pinned = pinned
+        self._pinned, self._log = pinned, log
 
     def __call__(self) -> Stream:
-        self.made.append(Stream(current_device(), self._pinned))
+        self.made.append(Stream(current_device(), self._pinned, self._log))
         return self.made[-1]
 
 
@@ -322,8 +329,9 @@ class _Plan:
 class _FFT:
     """``cupyx.scipy.fft``'s transforms on scipy.fft, with plans checked as CuPy checks them."""
 
-    def __init__(self) -> None:
+    def __init__(self, log: list[tuple[str, Any]]) -> None:
         self.plans_made = 0
+        self._log = log
 
     def get_fft_plan(self, a: Any, shape: Any = None, axes: Any = None,
                      value_type: str = "C2C") -> _Plan:
@@ -342,8 +350,8 @@ class _FFT:
         self._check(x, n, plan, "C2R")
         return _wrap(scipy.fft.irfft(_plain(x), n, axis, norm), x._device)
 
-    @staticmethod
-    def _check(x: Any, n: int | None, plan: _Plan | None, kind: str) -> None:
+    def _check(self, x: Any, n: int | None, plan: _Plan | None, kind: str) -> None:
+        self._log.append(("compute", kind))
         if not isinstance(x, DeviceArray) or x._device != current_device():
             raise TypeError(f"{kind} transform of an array not on the current device: "
                             f"{type(x).__name__}")
@@ -355,7 +363,8 @@ class _FFT:
             plan.executions += 1
 
 
-def _gemm(a: Any, b: Any, out: Any, beta: float) -> None:
+def _gemm(log: list[tuple[str, Any]], a: Any, b: Any, out: Any, beta: float) -> None:
+    log.append(("compute", "gemm"))
     for name, m in (("a", a), ("b", b), ("out", out)):
         if not m.flags.c_contiguous:
             raise ValueError(f"gemm: `{name}` is not C-contiguous (cuBLAS would copy it).")
@@ -374,15 +383,16 @@ class _RawKernels:
         device (where CuPy compiles it).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, log: list[tuple[str, Any]]) -> None:
         self.compiled: list[tuple[str, int]] = []
+        self._log = log
 
     def __call__(self, source: str, name: str) -> _FIRKernel:
         dtypes = {kernel: dtype for dtype, kernel in FIR_KERNELS.items()}
         if source != FIR_SOURCE or name not in dtypes:
             raise ValueError(f"the stand-in emulates the kernels {sorted(dtypes)} of "
                              f"fftconv.paths.fir.FIR_SOURCE only, not {name!r}.")
-        return _FIRKernel(name, dtypes[name], self.compiled)
+        return _FIRKernel(name, dtypes[name], self.compiled, self._log)
 
 
 class _FIRKernel:
@@ -397,10 +407,12 @@ class _FIRKernel:
     kernel gets; only the launch arguments say where and how much.
     """
 
-    def __init__(self, name: str, dtype: np.dtype, compiled: list[tuple[str, int]]) -> None:
-        self.name, self.dtype, self._compiled = name, dtype, compiled
+    def __init__(self, name: str, dtype: np.dtype, compiled: list[tuple[str, int]],
+                 log: list[tuple[str, Any]]) -> None:
+        self.name, self.dtype, self._compiled, self._log = name, dtype, compiled, log
 
     def __call__(self, grid: tuple[int, ...], block: tuple[int, ...], args: tuple) -> None:
+        self._log.append(("compute", self.name))
         if len(args) != 15:
             raise TypeError(f"{self.name}: 15 arguments, got {len(args)}.")
         x, w, y, *numbers = args
@@ -451,23 +463,41 @@ def _at(a: DeviceArray, shape: tuple[int, ...], strides: tuple[int, ...]) -> np.
     return np.lib.stride_tricks.as_strided(_plain(a), shape, tuple(s * a.itemsize for s in strides))
 
 
-def standin_modules(total_memory: int = 1 << 36) -> DeviceModules:
-    """A :class:`DeviceModules` of NumPy standing in for CuPy (see the module docstring)."""
+@dataclass(frozen=True)
+class StandinModules(DeviceModules):
+    """:class:`DeviceModules` of the stand-in, with its log.
+
+    Attributes
+    ----------
+    log : list of tuple
+        ``('upload', nbytes)`` or ``('download', nbytes)`` for each copy queued
+        on a stream, ``('compute', what)`` for each transform (``'R2C'``,
+        ``'C2R'``), GEMM (``'gemm'``) or kernel launch (its name) run, in order.
+    """
+
+    log: list[tuple[str, Any]] = field(default_factory=list, compare=False)
+
+
+def standin_modules(total_memory: int = 1 << 36) -> StandinModules:
+    """The modules of NumPy standing in for CuPy (see the module docstring)."""
     pinned = PinnedMemory()
     current: dict[int, Stream] = {}
+    log: list[tuple[str, Any]] = []
 
     def current_stream() -> Stream:
         device = current_device()
         if device not in current:
-            current[device] = Stream(device, pinned)
+            current[device] = Stream(device, pinned, log)
         return current[device]
 
-    return DeviceModules(
-        xp=_ArrayModule(), fft=_FFT(), special=scipy.special, array_type=DeviceArray,
+    return StandinModules(
+        xp=_ArrayModule(), fft=_FFT(log), special=scipy.special, array_type=DeviceArray,
         as_strided=lambda x, shape, strides: _wrap(np.lib.stride_tricks.as_strided(
             _plain(x), shape, strides), x._device),
-        gemm=_gemm, to_host=lambda x: np.array(_plain(x)), device_of=lambda x: x._device,
+        gemm=functools.partial(_gemm, log),
+        to_host=lambda x: np.array(_plain(x)), device_of=lambda x: x._device,
         current_device=current_device, use_device=use_device, synchronize=lambda: None,
         plan_nbytes=lambda plan: plan.nbytes, total_memory=lambda device: total_memory,
-        raw_kernel=_RawKernels(), device_name=lambda device: f"Stand-in GPU {device}",
-        pinned_empty=pinned, new_stream=NewStream(pinned), current_stream=current_stream)
+        raw_kernel=_RawKernels(log), device_name=lambda device: f"Stand-in GPU {device}",
+        pinned_empty=pinned, new_stream=NewStream(pinned, log), current_stream=current_stream,
+        log=log)

@@ -165,9 +165,44 @@ class Backend(ABC):
         """`x` (host data or an array of this device) as an array of this device."""
         return self.xp.asarray(x)
 
+    def to_device_async(self, x: Any) -> tuple[Any, Any]:
+        """Start moving `x` (host data or an array of this device) to this device.
+
+        Returns
+        -------
+        array : array of this device, the shape of `x`
+            To be read by work queued after :meth:`wait_event` of `event` only.
+        event : object or None
+            Completes with the copy; None: the array is ready (the default, which
+            copies at once).
+        """
+        return self.to_device(x), None
+
+    def wait_event(self, event: Any) -> None:  # noqa: B027 - nothing to wait for on the CPU
+        """Make the work queued on the device from now on wait for `event` (None: none)."""
+
     @abstractmethod
     def to_host(self, x: Any) -> np.ndarray:
         """`x`, an array of this device, as a numpy array (a copy from a GPU)."""
+
+    def to_host_async(self, y: Any, out: np.ndarray) -> Any:
+        """Start copying `y`, an array of this device, into the host array `out`.
+
+        Parameters
+        ----------
+        y : array of this device
+        out : ndarray, the shape and dtype of `y`
+            Dense (C-contiguous with its axes in some order); the order of its
+            axes in memory is kept.
+
+        Returns
+        -------
+        object or None
+            An event: `out` holds `y` once its ``synchronize()`` returned.  None:
+            it does already (the default, which copies at once).
+        """
+        out[...] = self.to_host(y)
+        return None
 
     def total_memory(self) -> int | None:
         """Bytes of memory of the device; None for the host (its physical memory)."""

@@ -27,21 +27,24 @@ Transfers
 ---------
 Numpy data goes to the device, and results come back, through page-locked
 (pinned) host buffers on a stream of the backend's own, so that the copies run
-at the bus's rate without blocking the host.  :meth:`CupyBackend.to_device`
+at the bus's rate without blocking the host.  :meth:`CupyBackend.to_device_async`
 copies a numpy array piece by piece into pinned buffers and queues each piece's
 upload on the transfer stream (the host copy of a piece overlaps the upload of
-the one before); the current stream, where computations are queued, then waits
-for the uploads through an event, so the work queued after the call reads the
-data.  :meth:`CupyBackend.to_host` queues the downloads of a device array's
-pieces into pinned buffers and copies each into a new numpy array, the caller's,
-once its event completed.  Both first make the transfer stream wait for the
-current one: the array read was made there, and a new device array may reuse
-memory that earlier work still reads.  The buffers, :data:`PINNED_BUFFER_BYTES`
-each, come from the backend's :class:`PinnedPool` of at most
-:data:`PINNED_POOL_BYTES`; a buffer is written again only once the copy that
-last used it completed.  Arrays under :data:`PINNED_MIN_BYTES` take the plain
-path (``cupy.asarray``, ``cupy.asnumpy``).  A backend's staged transfers run one
-at a time.
+the one before), and returns an event after the last; :meth:`CupyBackend.wait_event`
+makes the current stream, where computations are queued, wait for it, so the
+work queued after reads the data (:meth:`CupyBackend.to_device` does both).
+:meth:`CupyBackend.to_host_async` queues the downloads of a device array's
+pieces into pinned buffers; each piece is copied into the caller's numpy array
+once its download completed, when the pool hands its buffer out again or when
+the returned event is synchronized (:meth:`CupyBackend.to_host` waits for it).
+Both first make the transfer stream wait for the current one: the array read
+was made there, and a new device array may reuse memory that earlier work
+still reads.  The buffers, :data:`PINNED_BUFFER_BYTES` each, come from the
+backend's :class:`PinnedPool` of at most :data:`PINNED_POOL_BYTES`; a buffer
+is written again only once the copy that last used it completed (and, for a
+download, its piece was copied out).  Arrays under :data:`PINNED_MIN_BYTES`
+take the plain path (``cupy.asarray``, ``cupy.asnumpy``).  A backend queues
+its staged transfers one at a time.
 """
 
 from __future__ import annotations
@@ -352,7 +355,7 @@ class PinnedPool:
         return None
 
     def give(self, buffer: np.ndarray, event: Any = None) -> None:
-        """Hand `buffer` back: free, or in use by a copy until `event` completes."""
+        """Hand `buffer` back: free, or in use by a copy until ``event.synchronize()`` returns."""
         if event is None:
             self._free.append(buffer)
         else:
@@ -433,16 +436,34 @@ class CupyBackend(Backend):
                 and self.modules.device_of(x) == self.device_id)
 
     def to_device(self, x: Any) -> Any:
+        array, event = self.to_device_async(x)
+        self.wait_event(event)
+        return array
+
+    def to_device_async(self, x: Any) -> tuple[Any, Any]:
         staged = (isinstance(x, np.ndarray) and not isinstance(x, self.modules.array_type)
                   and self._staged(x))
         with self.activate():
-            return self._upload(x) if staged else self.xp.asarray(x)
+            return self._upload(x) if staged else (self.xp.asarray(x), None)
+
+    def wait_event(self, event: Any) -> None:
+        if event is not None:
+            with self.activate():
+                self.modules.current_stream().wait_event(event)
 
     def to_host(self, x: Any) -> np.ndarray:
         if not (self.owns(x) and self._staged(x)):
             return self.modules.to_host(x)
+        out = np.empty(x.shape, x.dtype)
+        self.to_host_async(x, out).synchronize()
+        return out
+
+    def to_host_async(self, y: Any, out: np.ndarray) -> Any:
+        if not (self.owns(y) and self._staged(y)):
+            out[...] = self.modules.to_host(y)
+            return None
         with self.activate():
-            return self._download(x)
+            return self._download(y, out)
 
     @cached_property
     def device_model(self) -> str:
@@ -454,75 +475,66 @@ class CupyBackend(Backend):
         return self.pinned is not None and x.nbytes >= self.pinned_min_bytes
 
     @contextmanager
-    def _transfer(self) -> Iterator[tuple[Any, Any]]:
-        """The transfer stream, after the work queued so far, and the current stream.
+    def _transfer(self) -> Iterator[Any]:
+        """The transfer stream, after the work queued so far on the current one.
 
         One transfer at a time; the device must be the current one.
         """
         with self._transfer_lock:
             if self._stream is None:
                 self._stream = self.modules.new_stream()
-            compute = self.modules.current_stream()
-            self._stream.wait_event(compute.record())
-            yield self._stream, compute
+            self._stream.wait_event(self.modules.current_stream().record())
+            yield self._stream
 
-    def _upload(self, x: np.ndarray) -> Any:
-        """`x` in a new device array, staged through the pinned pool.
+    def _upload(self, x: np.ndarray) -> tuple[Any, Any]:
+        """`x` in a new device array, staged through the pinned pool, and the upload's event.
 
         The device array has the memory order of `x` (as ``cupy.asarray`` gives);
-        a host copy in that order comes first if `x` has gaps.  Work queued
-        on the current stream after the call sees the data.
+        a host copy in that order comes first if `x` has gaps.
         """
-        order = sorted(range(x.ndim), key=lambda axis: -abs(x.strides[axis]))
+        order = _memory_order(x)
         host = x.transpose(order)
         out = self.xp.empty(host.shape, x.dtype.newbyteorder("="))
         source, target = host.reshape(-1), out.reshape(-1)
         step = self.pinned.buffer_bytes // out.itemsize
-        with self._transfer() as (stream, compute):
+        with self._transfer() as stream:
             for start in range(0, source.size, step):
                 piece = source[start:start + step]
-                buffer = self.pinned.take()  # never None: this upload holds none back
+                buffer = self.pinned.take()  # never None: transfers hold no buffer back
                 staged = buffer[:piece.size * out.itemsize].view(out.dtype)
                 try:
                     staged[...] = piece
                     target[start:start + step].set(staged, stream=stream)
                 finally:
                     self.pinned.give(buffer, stream.record())
-            compute.wait_event(stream.record())
-        return out.transpose(tuple(order.index(axis) for axis in range(x.ndim)))
+            event = stream.record()
+        return out.transpose(tuple(order.index(axis) for axis in range(x.ndim))), event
 
-    def _download(self, x: Any) -> np.ndarray:
-        """The device array `x` in a new C-contiguous numpy array, staged through the pool."""
-        x = self.xp.ascontiguousarray(x)
-        out = np.empty(x.shape, x.dtype)
-        source, target = x.reshape(-1), out.reshape(-1)
-        step = self.pinned.buffer_bytes // x.itemsize
-        pending: deque[tuple[np.ndarray, Any, int]] = deque()  # buffer, its copy's event, start
+    def _download(self, y: Any, out: np.ndarray) -> _Download:
+        """Queue the copy of the device array `y` into `out` through the pinned pool.
 
-        def finish() -> np.ndarray:
-            """Copy the oldest pending piece out of its buffer once downloaded; the buffer."""
-            buffer, event, start = pending.popleft()
-            event.synchronize()
-            piece = target[start:start + step]
-            piece[...] = buffer[:piece.nbytes].view(x.dtype)
-            return buffer
-
-        with self._transfer() as (stream, _):
-            try:
-                for start in range(0, source.size, step):
-                    buffer = self.pinned.take()
-                    if buffer is None:  # all hold pieces of `x`: the oldest one is read first
-                        buffer = finish()
-                    piece = source[start:start + step]
-                    piece.get(stream=stream, out=buffer[:piece.nbytes].view(x.dtype),
-                              blocking=False)
-                    pending.append((buffer, stream.record(), start))
-                while pending:
-                    self.pinned.give(finish())
-            finally:  # after an error, the buffers still in flight
-                for buffer, event, _ in pending:
-                    self.pinned.give(buffer, event)
-        return out
+        `y` is read in the memory order of `out` (a device copy first if its own
+        differs).  Returns the event of :meth:`to_host_async`.
+        """
+        order = _memory_order(out)
+        target = out.transpose(order)
+        assert target.flags.c_contiguous and out.dtype == y.dtype, (out.strides, out.dtype)
+        source = self.xp.ascontiguousarray(y.transpose(order)).reshape(-1)
+        target = target.reshape(-1)
+        step = self.pinned.buffer_bytes // y.itemsize
+        copies = []
+        with self._transfer() as stream:
+            for start in range(0, source.size, step):
+                buffer = self.pinned.take()
+                piece = source[start:start + step]
+                staged, copy = buffer[:piece.nbytes].view(y.dtype), None
+                try:
+                    piece.get(stream=stream, out=staged, blocking=False)
+                    copy = _CopyOut(stream.record(), piece, staged, target[start:start + step])
+                    copies.append(copy)
+                finally:
+                    self.pinned.give(buffer, copy)
+        return _Download(copies, self._transfer_lock)
 
     def synchronize(self) -> None:
         with self.activate():
@@ -621,6 +633,44 @@ class CupyBackend(Backend):
             return self.xp.empty((0, width), dtype)
         whole = outputs[0] if len(outputs) == 1 else self.xp.concatenate(outputs)
         return whole[:rows]
+
+
+def _memory_order(a: Any) -> list[int]:
+    """The axes of `a`, the one of the largest stride (in memory, the slowest) first."""
+    return sorted(range(a.ndim), key=lambda axis: -abs(a.strides[axis]))
+
+
+class _CopyOut:
+    """A downloaded piece: from its pinned buffer to the host array, once its copy completed.
+
+    The pool holds it as its buffer's event: the buffer is written again only
+    after :meth:`synchronize`.  The device piece is held until then, so that
+    its memory is not reused while the download reads it.
+    """
+
+    def __init__(self, event: Any, piece: Any, staged: np.ndarray, target: np.ndarray) -> None:
+        self._pending: tuple | None = (event, piece, staged, target)
+
+    def synchronize(self) -> None:
+        """Wait for the download, copy the piece out (once); the transfer lock must be held."""
+        if self._pending is not None:
+            event, _, staged, target = self._pending
+            event.synchronize()
+            target[...] = staged
+            self._pending = None
+
+
+class _Download:
+    """The event of :meth:`CupyBackend.to_host_async`: its pieces, copied out when synchronized."""
+
+    def __init__(self, copies: list[_CopyOut], lock: threading.Lock) -> None:
+        self._copies, self._lock = copies, lock
+
+    def synchronize(self) -> None:
+        """Wait until the host array holds the whole download."""
+        with self._lock:  # the pool hands buffers out, copying their pieces out, under it
+            for copy in self._copies:
+                copy.synchronize()
 
 
 class _CupyBlockFFT(BlockFFT):
