@@ -256,6 +256,11 @@ def get(identifier: Any) -> Callable[[Any], np.ndarray] | None:
     return _BY_NAME[identifier]
 
 
+def is_named(activation: Callable[[Any], np.ndarray] | None) -> bool:
+    """Whether `activation` is None or one of the functions of this module (element-wise)."""
+    return activation is None or any(activation is f for f in _BY_NAME.values())
+
+
 def serialize(activation: Callable[[Any], np.ndarray] | None) -> str:
     """Return the name of ``activation``, ``"linear"`` for None.
 

@@ -328,7 +328,7 @@ class Engine:
                 if one_off.path != found.path:
                     self._steady[key], found = found, one_off
             if self.planning == "measure" and len(self._measurable(found)) > 1:
-                remembered = self._remembered(found)
+                remembered = self._remembered(found, backend)
                 settled = remembered is not None
                 found = remembered or found
             self._store(key, found, settled)
@@ -366,7 +366,7 @@ class Engine:
         Returns the final plan and, if it was measured by this call, the
         call's result (else None).
         """
-        wisdom_key = self._wisdom_key(model)
+        wisdom_key = self._wisdom_key(model, backend)
         while True:
             # One measurement per problem in the process: a thread measuring it
             # stores the winner (here and in the plan wisdom) before releasing it.
@@ -378,7 +378,7 @@ class Engine:
             with self._lock:
                 if key in self._settled:
                     return self._plans[key], None
-            remembered = self._remembered(model)
+            remembered = self._remembered(model, backend)
             if remembered is not None:
                 chosen, y = remembered, None
             else:
@@ -420,25 +420,21 @@ class Engine:
             chosen.append(candidate)
         return chosen
 
-    def _wisdom_key(self, model: Plan) -> str:
-        gpu = None
-        if model.device == "cuda":
-            # Calls plan inside their backend's activate(): the current GPU is theirs.
-            try:
-                gpu = get_backend("cupy", **backend_options(self.config)).device_model
-            except (ImportError, RuntimeError):
-                gpu = "none"  # planning without a GPU: no winner measured on one applies
+    def _wisdom_key(self, model: Plan, backend: Backend | None) -> str:
+        """The plan-wisdom key of `model` on `backend` (None: a GPU plan made without a GPU,
+        which no winner measured on a GPU applies to)."""
+        model_name = "none" if backend is None else backend.device_model
         return plan_wisdom.wisdom_key(model.problem, model.backend, model.threads, self.method,
-                                      model.direct_variant, gpu)
+                                      model.direct_variant, model_name)
 
-    def _remembered(self, model: Plan) -> Plan | None:
+    def _remembered(self, model: Plan, backend: Backend | None) -> Plan | None:
         """`model` with the plan wisdom's winner chosen; None if unknown or no longer valid.
 
         A winner applies if `method` allows its path and, for the FFT path, its
         length is still one that measuring would time
         (:func:`~fftconv.planner.measurable_fft_candidates`).
         """
-        found = plan_wisdom.lookup(self._wisdom_key(model))
+        found = plan_wisdom.lookup(self._wisdom_key(model, backend))
         if found is None:
             return None
         path, n_fft = found

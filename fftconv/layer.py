@@ -390,15 +390,11 @@ class SignalConv1D:
             return dask_front.apply(self, x)
         backend = self.engine.backend_for(x)
         placed = backend.owns(x)  # else the result goes back to the host
-        try:  # a named activation acts element-wise: on the engine's batch slices too
-            activations.serialize(self.activation)
-            elementwise = True
-        except TypeError:
-            elementwise = False
+        # A named activation acts element-wise: on the engine's batch slices too.
+        elementwise = activations.is_named(self.activation)
         with backend.activate():
             # Host data stays there: the engine moves it (by slices, overlapped).
-            x = (_on_backend(backend, x, "x", self.dtype) if placed
-                 else as_real_array(x, "x", self.dtype))
+            x = as_real_array(x, "x", self.dtype, xp=backend.xp if placed else None)
             self._check_input(x.shape)
             if self.data_format == "channels_last":
                 x = x.transpose(0, 2, 1)

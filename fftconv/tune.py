@@ -266,12 +266,9 @@ def machine_description() -> dict[str, str | int]:
 
 
 def device_description(backend: Backend) -> str:
-    """Where `backend` runs: ``'cpu'``, or its GPU as CuPy names it, ``'cuda:0 (NVIDIA H200)'``."""
-    runtime = getattr(getattr(backend.xp, "cuda", None), "runtime", None)
-    if runtime is None:  # the CPU, or a stand-in for CuPy
-        return backend.device
-    name = runtime.getDeviceProperties(backend.device_id)["name"]
-    return f"{backend.device} ({name.decode() if isinstance(name, bytes) else name})"
+    """Where `backend` runs: ``'cpu'``, or its GPU and model, ``'cuda:0 (NVIDIA H200)'``."""
+    model = backend.device_model
+    return backend.device if model is None else f"{backend.device} ({model})"
 
 
 def _regret_text(stats: RegretStats) -> str:

@@ -162,18 +162,20 @@ def test_the_wisdom_key_names_the_gpu_model_and_keeps_the_cpu_key():
     assert get_backend("numpy").device_model is None
 
 
-def test_the_engine_keys_gpu_plans_by_the_current_gpu_model(gpu):
+def test_the_engine_keys_gpu_plans_by_the_gpu_model_of_the_call(gpu):
     layer = fftconv.SignalConv1D(4, 33, corr=True, backend="cupy")
     model = layer.engine.plan_for((2, 3, 500), np.float64)
     keys = []
     for device in (0, 1):
         with use_device(device):
-            keys.append(layer.engine._wisdom_key(model))
-            assert get_backend("cupy").device_model == f"Stand-in GPU {device}"
+            backend = get_backend("cupy")
+            keys.append(layer.engine._wisdom_key(model, backend))
+            assert backend.device_model == f"Stand-in GPU {device}"
     assert "|gpu=Stand-in GPU 0|" in keys[0] and "|gpu=Stand-in GPU 1|" in keys[1]
+    assert "|gpu=none|" in layer.engine._wisdom_key(model, None)  # planned without a GPU
     cpu = fftconv.SignalConv1D(4, 33, corr=True, backend="numpy")
     cpu_model = cpu.engine.plan_for((2, 3, 500), np.float64)
-    assert cpu.engine._wisdom_key(cpu_model) == plan_wisdom.wisdom_key(
+    assert cpu.engine._wisdom_key(cpu_model, cpu.engine.backend) == plan_wisdom.wisdom_key(
         cpu_model.problem, "numpy", cpu_model.threads, "auto", cpu_model.direct_variant)
 
 

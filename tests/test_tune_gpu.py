@@ -84,7 +84,8 @@ def test_tune_times_each_candidate_forced_on_the_gpu_and_fits_the_cupy_section(
                                 log=lines.append)
     assert "suite tiny: 3 layer calls (seed 0)" in lines
     assert any(line.startswith("fit: regret") for line in lines)
-    assert (result.backend, result.device, result.suite) == ("cupy", "cuda:0", "tiny")
+    assert (result.backend, result.device, result.suite) == ("cupy",
+                                                             "cuda:0 (Stand-in GPU 0)", "tiny")
     runs = [(i, event) for i, event in enumerate(events) if event != "synchronize"]
     # Every run is a GPU plan on a device array, and waits for the device's work.
     assert {where for _, (_, where) in runs} == {("cupy", "cuda", DeviceArray)}
@@ -167,7 +168,7 @@ def test_the_written_profile_holds_the_fit_and_the_base_cpu_sections(gpu, monkey
     assert "# Only the [cupy] section" in text and "# FFT: cupy (cuFFT, CuPy " in text
     record = dict(tuned.machine)
     assert record["command"] == "fftconv tune --backend cupy --suite tiny --repeat 1"
-    assert record["suite"] == "tiny" and record["fft"].endswith(" on cuda:0")
+    assert record["suite"] == "tiny" and record["fft"].endswith(" on cuda:0 (Stand-in GPU 0)")
     fitted = result.regret["fitted"]
     assert record["regret_fitted"] == f"{fitted.median:.3f} / {fitted.p90:.3f} / {fitted.worst:.3f}"
 
