@@ -7,13 +7,20 @@ backend's logic is tested everywhere by ``test_cupy_backend.py``.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
+import scipy.signal
 from devices import cupy_missing
 from golden import RTOL, assert_close
+from reference import reference_signal_conv1d
 
 import fftconv
-from fftconv.backends import cupy_backend
+from fftconv import tune_gpu
+from fftconv.backends import cupy_backend, get_backend
+from fftconv.config import load_config
+from fftconv.paths.fir import FIR_KERNELS
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(cupy_missing() is not None,
@@ -121,3 +128,89 @@ def test_second_device(cupy):
     y = layer(xd)
     assert y.device.id == 1
     assert_close(cupy.asnumpy(y), layer(x), F32)
+
+
+# -- the pieces first built against the stand-in, on the real device -----------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("strides_down", "strides_up", "corr", "padding", "data_format"), [
+    (1, 1, True, "same_zeros", "channels_last"), (2, 1, False, "valid", "channels_first"),
+    (1, 3, True, "same_reflect", "channels_last"), (3, 2, False, "same_zeros", "channels_first")])
+@pytest.mark.parametrize("k", [1, 8, 129])
+def test_the_fir_kernel_matches_the_reference(cupy, dtype, strides_down, strides_up, corr,
+                                              padding, data_format, k):
+    c_in, filters = 2, 3
+    x = RNG.standard_normal((2, 3000, c_in))
+    if data_format == "channels_first":
+        x = np.ascontiguousarray(x.transpose(0, 2, 1))
+    kernel = RNG.standard_normal((k, c_in, filters)) / np.sqrt(k * c_in)
+    geometry = dict(corr=corr, strides_down=strides_down, strides_up=strides_up,
+                    padding=padding, data_format=data_format)
+    layer = fftconv.SignalConv1D(filters, k, **geometry, method="direct", dtype=dtype,
+                                 kernel_parameter=kernel, backend="cupy")
+    y = layer(cupy.asarray(x.astype(dtype)))
+    shape = (2, c_in, 3000)  # (B, C_in, W)
+    assert layer.engine.plan_for(shape, np.dtype(dtype)).variant == "direct-fir"
+    assert isinstance(y, cupy.ndarray) and y.dtype == dtype
+    assert_close(cupy.asnumpy(y), reference_signal_conv1d(x, kernel, **geometry),
+                 RTOL[np.dtype(dtype)])
+    compiled = [name for _, name in layer.engine.backend._kernels]  # per device, all tests
+    assert sorted(compiled) == sorted(set(compiled)) and FIR_KERNELS[np.dtype(dtype)] in compiled
+
+
+@pytest.mark.parametrize("name", ["convolve", "correlate"])
+@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+def test_scipy_style_functions_on_the_device(cupy, name, mode):
+    in1, in2 = RNG.standard_normal((3, 20_000)), RNG.standard_normal((1, 301))
+    function = getattr(fftconv, name)
+    y = function(cupy.asarray(in1), cupy.asarray(in2), mode, axes=-1)
+    assert isinstance(y, cupy.ndarray) and y.dtype == np.float64
+    reversed_in2 = in2 if name == "convolve" else in2[:, ::-1]
+    assert_close(cupy.asnumpy(y), scipy.signal.oaconvolve(in1, reversed_in2, mode, axes=-1),
+                 RTOL[np.dtype("float64")])
+
+
+def test_upfirdn_on_the_device(cupy):
+    h, x = RNG.standard_normal(64), RNG.standard_normal((2, 5000)).astype(np.float32)
+    y = fftconv.upfirdn(cupy.asarray(h), cupy.asarray(x), up=3, down=2)
+    assert isinstance(y, cupy.ndarray)
+    assert_close(cupy.asnumpy(y), scipy.signal.upfirdn(h, x.astype(np.float64), 3, 2), F32)
+
+
+@pytest.mark.parametrize("backend", ["auto", "cupy"])
+def test_a_stream_of_device_blocks_matches_one_shot(cupy, backend):
+    kernel, x = RNG.standard_normal((300, 2, 3)) / 20, RNG.standard_normal((2, 5000, 2))
+    geometry = dict(corr=True, strides_down=2, padding="same_zeros")
+    stream = fftconv.StreamingConv1D(kernel, **geometry, partition=64, dtype="float64",
+                                     backend=backend)
+    blocks = np.split(x, [0, 777, 777, 3001], axis=1)
+    outputs = [stream.process(cupy.asarray(b)) for b in blocks] + [stream.flush()]
+    assert all(isinstance(y, cupy.ndarray) for y in outputs)
+    y = np.concatenate([cupy.asnumpy(y) for y in outputs], axis=1)
+    assert_close(y, fftconv.signal_conv1d(x, kernel, **geometry, dtype="float64"),
+                 RTOL[np.dtype("float64")])
+
+
+@pytest.mark.parametrize("method", ["fft", "direct"])
+def test_a_large_host_input_runs_by_overlapped_slices(cupy, method):
+    x = _input(width=600_000, batch=4)  # 38 MB: batch slices through the pinned pool
+    layer = _layer(method=method, backend="cupy", use_bias=True,
+                   bias_parameter=RNG.standard_normal(16), activation="relu")
+    y = layer(x)
+    assert type(y) is np.ndarray
+    assert layer.engine.backend.pinned.allocated >= 1
+    cpu = _layer(method=method, kernel_parameter=layer.kernel, use_bias=True,
+                 bias_parameter=layer.bias, activation="relu")
+    assert_close(y, cpu(x), F32)
+    assert_close(y, cupy.asnumpy(layer(cupy.asarray(x))), F32)
+
+
+def test_tune_fits_the_cupy_constants_on_the_device():
+    base = load_config()
+    result = tune_gpu.tune_cupy(base, get_backend("cupy"), suite="tiny", repeat=1,
+                                log=lambda line: None)
+    assert result.backend == "cupy" and result.device.startswith("cuda:")
+    assert result.timings > result.problems >= 1
+    assert all(math.isfinite(stats.worst) for stats in result.regret.values())
+    assert (result.config.fft, result.config.direct) == (base.fft, base.direct)  # [cupy] only
