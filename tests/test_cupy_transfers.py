@@ -203,3 +203,40 @@ def test_a_measured_gpu_winner_is_reused_on_the_same_gpu_model_only(gpu, wisdom_
     assert _measurements(modules, 0, x, kernel) == 0  # remembered for this model
     again = _measurements(modules, 1, x, kernel)
     assert again == 0 if same_model else again > 1
+
+
+@pytest.mark.parametrize("method", ["fft", "direct", "direct-shifted", "direct-windows"])
+@pytest.mark.parametrize(("padding", "strides_down", "strides_up"), [
+    ("same_zeros", 1, 1), ("same_reflect", 3, 1), ("same_zeros", 2, 3), ("valid", 4, 1)])
+def test_a_device_input_uploads_nothing_once_the_kernel_is_there(gpu, monkeypatch, method,
+                                                                 padding, strides_down,
+                                                                 strides_up):
+    # An upload from pageable host memory is synchronous on a GPU: index arrays made on
+    # the host (the edges of a padded input, say) would stall every call.
+    uploads = []
+    module = type(gpu.xp)
+    getattr_ = module.__getattr__
+
+    def counted(self, name):
+        function = getattr_(self, name)
+        if name not in ("asarray", "array", "ascontiguousarray"):
+            return function
+
+        def upload(a, *args, **kwargs):
+            if type(a) is not type(gpu.xp.zeros(0)):
+                uploads.append((name, np.shape(a)))
+            return function(a, *args, **kwargs)
+
+        return upload
+
+    monkeypatch.setattr(module, "__getattr__", counted)
+    layer = fftconv.SignalConv1D(6, 31, corr=True, padding=padding, strides_down=strides_down,
+                                 strides_up=strides_up, method=method, dtype="float64",
+                                 kernel_parameter=RNG.standard_normal((31, 5, 6)))
+    x = gpu.xp.asarray(RNG.standard_normal((2, 400, 5)))
+    want = layer(gpu.to_host(x))
+    layer(x)  # the kernel's operands go to the device once
+    uploads.clear()
+    y = layer(x)
+    assert uploads == []
+    np.testing.assert_allclose(gpu.to_host(y), want, rtol=1e-10, atol=1e-12)
