@@ -12,7 +12,9 @@ before timing.  For each workload the script times
   (strided layers with one filter) and ``convolve`` (one filter, no channel
   mixing: ``method='auto'`` on the rows);
 * PyTorch on CUDA: ``conv1d`` / ``conv_transpose1d`` with ``cudnn.benchmark``
-  on, and ``torchaudio.functional.fftconvolve`` where it applies, if importable;
+  on and TF32 off (its default, on, rounds the products to 10-bit mantissas:
+  relative errors near 3e-4 on the H200), and ``torchaudio.functional.fftconvolve``
+  where it applies, if importable;
 * the cuFFT lower bound: the transforms alone that an ideal FFT path needs
   (``run_benchmarks.bound_transforms``), planned before timing.
 
@@ -203,6 +205,7 @@ def peer_calls(wl: rb.Workload, x: Any, kernel: np.ndarray) -> tuple[dict, dict]
         add("torch", "torch has no CUDA")
     else:
         torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.allow_tf32 = False  # float32 products, as every other column
         add("torch", rb.torch_peer(wl, cupy.asnumpy(x), kernel, threads=1, device="cuda"))
     if torchaudio_f is None or torch is None or not torch.cuda.is_available():
         add("torchaudio", "torchaudio not importable")
@@ -260,8 +263,9 @@ def run_workload(wl: rb.Workload, repeat: int) -> dict:
     reference = rb.make_layer(wl, kernel.astype(np.float64), "fft", "channels_last", "float64")
     ref = cupy.asnumpy(reference(x.astype(cupy.float64)))
     scale = float(np.max(np.abs(ref))) or 1.0
-    plan = str(rb.make_layer(wl, kernel, "auto", "channels_last").engine.plan_for(
-        (wl.batch, wl.channels, wl.width), np.float32))
+    layer = rb.make_layer(wl, kernel, "auto", "channels_last")  # its GPU plan, steady state
+    plan = str(fftconv.planner.plan(layer.spec, (wl.batch, wl.channels, wl.width), np.float32,
+                                    "cupy", layer.config, filters=wl.filters))
     fft_calls, skipped = fftconv_calls(wl, x, kernel)
     others, na = peer_calls(wl, x, kernel)
     results.update(skipped)
