@@ -43,11 +43,16 @@ class DeviceTraits:
     shifted_min_channels : int
         Smallest Ci and Co for which the direct path of an ungrouped layer runs
         as shifted GEMMs rather than on gathered windows.
+    compiles_at_first_use : bool
+        Whether the device's kernels are compiled at their first use in a
+        process (CuPy's element-wise kernels through NVRTC), so that a first
+        call can take most of a second that no later call pays.
     """
 
     kind: str
     matmul_min_pairs: int
     shifted_min_channels: int
+    compiles_at_first_use: bool = False
 
 
 class Backend(ABC):

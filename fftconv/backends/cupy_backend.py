@@ -66,7 +66,8 @@ from fftconv.backends.blocks import BlockFFT, pieces
 #: the per-bin product (one launch per input channel) is kept for the fewest pairs
 #: only; the shifted GEMMs (one cuBLAS call per tap and block of rows) need
 #: channels enough to fill the device, as on the CPU.
-CUDA_TRAITS = DeviceTraits(kind="cuda", matmul_min_pairs=4, shifted_min_channels=16)
+CUDA_TRAITS = DeviceTraits(kind="cuda", matmul_min_pairs=4, shifted_min_channels=16,
+                           compiles_at_first_use=True)
 
 #: How to get CuPy, for error messages.
 INSTALL_HINT = ("install CuPy for your CUDA version with fftconv's extra, "
