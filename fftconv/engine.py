@@ -45,7 +45,7 @@ HOPELESS_FACTOR = 10.0
 #: fastest run counts).
 MEASURE_ROUNDS = 5
 #: After a round, the candidates slower than this multiple of the fastest so far
-#: are not timed again.
+#: are not timed again (the model's choice excepted).
 CONTENDER_FACTOR = 1.5
 #: A measured candidate replaces the model's choice only if faster by more than
 #: this fraction: closer timings are within the noise of a busy machine.
@@ -469,13 +469,19 @@ class Engine:
         two runs the model estimates longer than the time left, or whose
         untimed run leaves no time, is left out, as are those after it.  Up to
         :data:`MEASURE_ROUNDS` rounds follow while the time left allows a whole
-        round, each timing again, the same way, the candidates within
-        :data:`CONTENDER_FACTOR` of the fastest so far; each one's fastest run
-        counts.  Another candidate replaces the model's choice only if it is
-        faster by more than :data:`MEASURE_MARGIN` (timing noise decides
-        nothing).  The timed runs' results are dropped at once (holding them
-        made the next runs' allocations up to three times slower); the result
-        returned is the first run's, or another winner's from one more run.
+        round, each timing again, the same way, two candidates
+        (:func:`_contenders`): the fastest so far and the model's choice, or the
+        runner-up within :data:`CONTENDER_FACTOR` of the fastest if the model's
+        choice is the fastest; each one's fastest run counts.  The model's choice
+        stays in however slow its first timed run: a path's first calls in a
+        process can take two to three times its steady time (its large arrays
+        fault in fresh memory, on Linux with transparent huge pages compacting
+        it), and the model's estimate is evidence against such a run.  Another
+        candidate replaces the model's choice only if it is faster by more than
+        :data:`MEASURE_MARGIN` (timing noise decides nothing).  The timed runs'
+        results are dropped at once (holding them made the next runs'
+        allocations up to three times slower); the result returned is the first
+        run's, or another winner's from one more run.
         The runs keep the FFT plans they find (:func:`~fftconv.backends.blocks.plans_held`):
         a backend planning a transform again with more effort in one of them
         would charge that candidate seconds of planning, and leave the others
@@ -519,10 +525,8 @@ class Engine:
             timed_run(candidate)
         with self._lock:
             self.measurements += len(seconds)
-        contenders = list(seconds)
         for _ in range(1, MEASURE_ROUNDS):
-            fastest = min(seconds.values(), default=0.0)
-            contenders = [c for c in contenders if seconds[c] <= CONTENDER_FACTOR * fastest]
+            contenders = _contenders(seconds, model.candidates[0])
             if len(contenders) < 2 or 2 * sum(seconds[c] for c in contenders) > left():
                 break
             for candidate in contenders:
@@ -587,6 +591,21 @@ def backend_options(config: Config) -> dict[str, Any]:
             "save_wisdom": options.save_wisdom,
             "measure_after_seconds": options.measure_after_seconds,
             "max_plans": config.cupy.max_plans, "max_plan_bytes": config.cupy.max_plan_bytes}
+
+
+def _contenders(seconds: dict[Candidate, float], model_choice: Candidate) -> list[Candidate]:
+    """The two candidates a measuring round times again, fastest first (fewer if none is close).
+
+    The fastest so far, and the model's choice if it was timed, else the
+    runner-up if within :data:`CONTENDER_FACTOR` of the fastest.
+    """
+    ranked = sorted(seconds, key=seconds.__getitem__)
+    if not ranked:
+        return []
+    if ranked[0] != model_choice and model_choice in seconds:
+        return [ranked[0], model_choice]
+    return ranked[:1] + [c for c in ranked[1:2]
+                         if seconds[c] <= CONTENDER_FACTOR * seconds[ranked[0]]]
 
 
 def _batch_slices(backend: Backend, x: Any) -> list[slice]:
