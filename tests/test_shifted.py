@@ -145,3 +145,29 @@ def test_a_result_is_never_overwritten_by_the_next_call(method, data_format, bat
     kept = y1.copy()
     layer(x2)
     np.testing.assert_array_equal(y1, kept)
+
+
+def test_gathered_windows_reuse_one_buffer_from_call_to_call(monkeypatch):
+    # A fresh buffer per block faults its pages in again in every call (about
+    # 4 MB of faults a call, 10 % of a 31 ms call with 39 input channels).
+    from fftconv.backends import get_backend
+    from fftconv.paths.direct import corr_valid_direct
+
+    backend = get_backend("numpy")
+    asked = []
+    scratch = type(backend).scratch
+
+    def counted(self, name, shape, dtype):
+        buffer = scratch(self, name, shape, dtype)
+        asked.append((name, buffer.__array_interface__["data"][0]))
+        return buffer
+
+    monkeypatch.setattr(type(backend), "scratch", counted)
+    x = RNG.standard_normal((2, 6, 700))
+    w = RNG.standard_normal((2, 4, 3, 9))
+    want = corr_valid_direct(x, w, block_bytes=1 << 30)
+    for _ in range(2):  # two calls of several blocks each: one buffer for all
+        np.testing.assert_allclose(corr_valid_direct(x, w, 3000, backend=backend), want,
+                                   rtol=1e-12, atol=1e-12)
+    assert len(asked) > 2 and {name for name, _ in asked} == {"direct-windows"}
+    assert len({address for _, address in asked}) == 1

@@ -56,9 +56,12 @@ def corr_valid_direct(x: Any, w: Any, block_bytes: int = BLOCK_BYTES,
         b1 = min(b0 + rows, b)
         for t0 in range(0, t_total, step):
             t1 = min(t0 + step, t_total)
-            # Gather the windows as (G, Ci*Kp, rows*tb): one GEMM per group.
-            cols = windows[b0:b1, :, :, t0:t1, :].transpose(1, 2, 4, 0, 3)
-            cols = cols.reshape(groups, c_in * kp, (b1 - b0) * (t1 - t0))
+            # Gather the windows as (G, Ci*Kp, rows*tb): one GEMM per group.  Into a
+            # buffer kept from call to call: a fresh one faults its pages in again.
+            view = windows[b0:b1, :, :, t0:t1, :].transpose(1, 2, 4, 0, 3)
+            gathered = backend.scratch("direct-windows", view.shape, x.dtype)
+            gathered[...] = view
+            cols = gathered.reshape(groups, c_in * kp, (b1 - b0) * (t1 - t0))
             if rows_out is None:
                 res = xp.matmul(wm, cols).reshape(groups, c_out, b1 - b0, t1 - t0)
                 out[b0:b1, :, :, t0:t1] = res.transpose(2, 0, 1, 3)
