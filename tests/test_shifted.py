@@ -169,5 +169,5 @@ def test_gathered_windows_reuse_one_buffer_from_call_to_call(monkeypatch):
     for _ in range(2):  # two calls of several blocks each: one buffer for all
         np.testing.assert_allclose(corr_valid_direct(x, w, 3000, backend=backend), want,
                                    rtol=1e-12, atol=1e-12)
-    assert len(asked) > 2 and {name for name, _ in asked} == {"direct-windows"}
+    assert len(asked) > 2 and {name for name, _ in asked} == {"windows.gathered"}
     assert len({address for _, address in asked}) == 1

@@ -59,7 +59,7 @@ def corr_valid_direct(x: Any, w: Any, block_bytes: int = BLOCK_BYTES,
             # Gather the windows as (G, Ci*Kp, rows*tb): one GEMM per group.  Into a
             # buffer kept from call to call: a fresh one faults its pages in again.
             view = windows[b0:b1, :, :, t0:t1, :].transpose(1, 2, 4, 0, 3)
-            gathered = backend.scratch("direct-windows", view.shape, x.dtype)
+            gathered = backend.scratch("windows.gathered", view.shape, x.dtype)
             gathered[...] = view
             cols = gathered.reshape(groups, c_in * kp, (b1 - b0) * (t1 - t0))
             if rows_out is None:
