@@ -416,9 +416,13 @@ class SignalConv1D:
         layers.  `keep`, `to_host`: see :meth:`Engine.__call__
         <fftconv.engine.Engine.__call__>`.
         """
+        # On the call's device once, not once per batch slice.
+        bias = (self.engine.backend_for(x).to_device(self.bias)[:, None] if self.use_bias
+                else None)
+
         def finish(y: Any) -> Any:
-            if self.use_bias:
-                y += self.engine.backend_for(y).to_device(self.bias)[:, None]
+            if bias is not None:
+                y += bias
             return y if activation is None else activation(y)
 
         return self.engine(x, lambda: self.kernel, self._kernel_token(),
