@@ -389,20 +389,24 @@ def time_case(case: SuiteCase, keys: Sequence[Key], config: Config, repeat: int,
     best: dict[Key, float] = {}
     spent = dict.fromkeys(keys, 0.0)
     warm = 0.0
+
+    def run(key: Key) -> float:
+        return _run_seconds(engine, plans[key], x_cf, kernel, token, time_major)
+
     for round_ in range(repeat + 1):  # interleaved, so a slow spell hits every candidate
         for key in keys:
             if round_ and spent[key] >= size.candidate_seconds:
                 continue
             if round_:
-                _run_seconds(engine, plans[key], x_cf, kernel, token, time_major)
-            seconds = _run_seconds(engine, plans[key], x_cf, kernel, token, time_major)
+                run(key)
+            seconds = run(key)
             if round_:
                 spent[key] += seconds
                 best[key] = min(best.get(key, math.inf), seconds)
                 continue
             warm += seconds
             if seconds >= SLOW * size.candidate_seconds and bk.traits.compiles_at_first_use:
-                seconds = _run_seconds(engine, plans[key], x_cf, kernel, token, time_major)
+                seconds = run(key)
                 warm += seconds
             if seconds >= SLOW * size.candidate_seconds:
                 best[key] = spent[key] = seconds
