@@ -158,8 +158,10 @@ def test_the_fir_kernel_matches_the_reference(cupy, dtype, strides_down, strides
     assert isinstance(y, cupy.ndarray) and y.dtype == dtype
     assert_close(cupy.asnumpy(y), reference_signal_conv1d(x, kernel, **geometry),
                  RTOL[np.dtype(dtype)])
-    compiled = [name for _, name in layer.engine.backend._kernels]  # per device, all tests
-    assert sorted(compiled) == sorted(set(compiled)) and FIR_KERNELS[np.dtype(dtype)] in compiled
+    # Kept per device over every case of this process: one kernel per dtype, whatever the taps.
+    compiled = {name for _, name in layer.engine.backend._kernels}
+    assert FIR_KERNELS[np.dtype(dtype)] in compiled
+    assert len(layer.engine.backend._kernels) == len(compiled) <= len(FIR_KERNELS)
 
 
 @pytest.mark.parametrize("name", ["convolve", "correlate"])
