@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -37,7 +38,7 @@ from fftconv.spectra import SpectrumCache
 
 #: Input shapes whose plans an engine keeps (least recently used dropped first).
 MAX_PLANS = 256
-#: FFT lengths measured with ``planning='measure'``: the model's cheapest ones.
+#: FFT lengths measured with ``planning='measure'``: the model's cheapest and its nearest.
 MEASURED_FFT_LENGTHS = 3
 #: Candidates the model estimates above this multiple of its best are not measured.
 HOPELESS_FACTOR = 10.0
@@ -393,12 +394,15 @@ class Engine:
     def _measurable(self, model: Plan) -> list[Candidate]:
         """The candidates worth timing, the model's choice first, the others cheapest first.
 
-        The candidates `method` allows, of which the direct one and the
-        :data:`MEASURED_FFT_LENGTHS` cheapest FFT lengths of
+        The candidates `method` allows, of which the direct one and
+        :data:`MEASURED_FFT_LENGTHS` FFT lengths of
         :func:`~fftconv.planner.measurable_fft_candidates` (the planner's and
         the long-input length's neighbours), each estimated within
         :data:`HOPELESS_FACTOR` of the model's best; only the model's choice
-        for an empty batch.
+        for an empty batch.  The FFT lengths nearest the model's cheapest one
+        (in octaves; the cheaper of two as near) are taken first: an error of
+        the model's constants moves the fastest length to a neighbour of its
+        choice, not to a distant length it happens to rank second.
         """
         best = model.candidates[0]
         if model.problem.batch == 0:
@@ -406,10 +410,11 @@ class Engine:
         allowed = {"auto": ("direct", "fft"), "direct": ("direct",),
                    "fft": ("fft",)}[method_path(self.method)]
         config = device_config(self.config, model.device)
-        others = [c for c in model.candidates[1:] if c.path == "direct"]
-        others += measurable_fft_candidates(model.problem, config)
-        chosen, ffts = [best], int(best.path == "fft")
-        for candidate in sorted(others, key=lambda c: c.cost_ns):
+        lengths = measurable_fft_candidates(model.problem, config)
+        nearest_first = sorted(lengths, key=lambda c: (_octaves(c.n_fft, lengths[0].n_fft),
+                                                       c.cost_ns))
+        others, ffts = [], int(best.path == "fft")
+        for candidate in [c for c in model.candidates[1:] if c.path == "direct"] + nearest_first:
             if (candidate.path not in allowed or candidate.cost_ns > HOPELESS_FACTOR * best.cost_ns
                     or (candidate.path, candidate.n_fft) == (best.path, best.n_fft)):
                 continue
@@ -417,8 +422,8 @@ class Engine:
                 if ffts == MEASURED_FFT_LENGTHS:
                     continue
                 ffts += 1
-            chosen.append(candidate)
-        return chosen
+            others.append(candidate)
+        return [best, *sorted(others, key=lambda c: c.cost_ns)]
 
     def _wisdom_key(self, model: Plan, backend: Backend | None) -> str:
         """The plan-wisdom key of `model` on `backend` (None: a GPU plan made without a GPU,
@@ -606,6 +611,11 @@ def _contenders(seconds: dict[Candidate, float], model_choice: Candidate) -> lis
         return [ranked[0], model_choice]
     return ranked[:1] + [c for c in ranked[1:2]
                          if seconds[c] <= CONTENDER_FACTOR * seconds[ranked[0]]]
+
+
+def _octaves(n: int, m: int) -> float:
+    """How many octaves apart two FFT lengths are."""
+    return abs(math.log2(n / m))
 
 
 def _batch_slices(backend: Backend, x: Any) -> list[slice]:

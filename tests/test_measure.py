@@ -21,7 +21,7 @@ from fftconv import SignalConv1D, _files, convolve, plan_wisdom
 from fftconv import engine as engine_module
 from fftconv.config import load_config, read_config
 from fftconv.engine import Engine
-from fftconv.planner import plan
+from fftconv.planner import measurable_fft_candidates, plan
 from fftconv.spec import ConvSpec
 
 DEFAULT = load_config()
@@ -431,6 +431,23 @@ def test_hopeless_candidates_and_forced_methods_are_not_measured():
     fft(x)
     chosen = fft.engine.plan_for(_channels_first(fft, x), np.float64)
     assert chosen.path == "fft" and fft.engine.measurements > 1
+
+
+def test_the_fft_lengths_timed_are_the_models_cheapest_and_its_nearest():
+    """A 3489-tap kernel on long inputs: the model ranks 131072 third and 16384 fourth;
+    the fastest length is a neighbour of the model's choice (16384 on a 2-core
+    machine), so the neighbours are timed, not the third cheapest."""
+    spec = ConvSpec.from_arguments(3489, False, 1, 1, "valid", None, False)
+    model = plan(spec, (3, 9, 326503), np.float64, "numpy", DEFAULT, filters=2)
+    by_cost = [c.n_fft for c in measurable_fft_candidates(model.problem, DEFAULT)]
+    n = model.n_fft
+    assert by_cost[0] == n and 2 * n in by_cost and n // 2 in by_cost
+    assert n // 2 not in by_cost[:engine_module.MEASURED_FFT_LENGTHS]  # the case in point
+    engine = Engine(spec, 2, backend="numpy", config=MEASURE)
+    timed = engine._measurable(model)
+    assert timed[0] == model.candidates[0]
+    assert {c.n_fft for c in timed if c.path == "fft"} == {n // 2, n, 2 * n}
+    assert [c.cost_ns for c in timed[1:]] == sorted(c.cost_ns for c in timed[1:])
 
 
 def test_concurrent_first_calls_measure_once():
