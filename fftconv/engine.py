@@ -474,10 +474,13 @@ class Engine:
         two runs the model estimates longer than the time left, or whose
         untimed run leaves no time, is left out, as are those after it.  Up to
         :data:`MEASURE_ROUNDS` rounds follow while the time left allows a whole
-        round, each timing again, the same way, two candidates
-        (:func:`_contenders`): the fastest so far and the model's choice, or the
-        runner-up within :data:`CONTENDER_FACTOR` of the fastest if the model's
-        choice is the fastest; each one's fastest run counts.  The model's choice
+        round, each timing again, the same way, the contenders
+        (:func:`_contenders`): the fastest so far, the model's choice and every
+        other candidate within :data:`CONTENDER_FACTOR` of the fastest (the
+        slowest of these left out while the round would not fit); each one's
+        fastest run counts.  A path whose time swings between two levels from
+        call to call (on a small shared machine, 1.5x and more) is caught at its
+        lower level only if timed more than once.  The model's choice
         stays in however slow its first timed run: a path's first calls in a
         process can take two to three times its steady time (its large arrays
         fault in fresh memory, on Linux with transparent huge pages compacting
@@ -532,6 +535,8 @@ class Engine:
             self.measurements += len(seconds)
         for _ in range(1, MEASURE_ROUNDS):
             contenders = _contenders(seconds, model.candidates[0])
+            while len(contenders) > 2 and 2 * sum(seconds[c] for c in contenders) > left():
+                contenders.pop()
             if len(contenders) < 2 or 2 * sum(seconds[c] for c in contenders) > left():
                 break
             for candidate in contenders:
@@ -599,18 +604,17 @@ def backend_options(config: Config) -> dict[str, Any]:
 
 
 def _contenders(seconds: dict[Candidate, float], model_choice: Candidate) -> list[Candidate]:
-    """The two candidates a measuring round times again, fastest first (fewer if none is close).
-
-    The fastest so far, and the model's choice if it was timed, else the
-    runner-up if within :data:`CONTENDER_FACTOR` of the fastest.
-    """
+    """The candidates a measuring round times again: the fastest so far first, then the
+    model's choice (if timed), then the others within :data:`CONTENDER_FACTOR` of the
+    fastest, fastest first; none if only one would be left."""
     ranked = sorted(seconds, key=seconds.__getitem__)
     if not ranked:
         return []
-    if ranked[0] != model_choice and model_choice in seconds:
-        return [ranked[0], model_choice]
-    return ranked[:1] + [c for c in ranked[1:2]
-                         if seconds[c] <= CONTENDER_FACTOR * seconds[ranked[0]]]
+    fastest = ranked[0]
+    chosen = [fastest] + [model_choice] * (model_choice != fastest and model_choice in seconds)
+    chosen += [c for c in ranked[1:] if c not in chosen
+               and seconds[c] <= CONTENDER_FACTOR * seconds[fastest]]
+    return chosen if len(chosen) > 1 else []
 
 
 def _octaves(n: int, m: int) -> float:
