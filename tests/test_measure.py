@@ -405,56 +405,54 @@ def test_a_round_leaves_out_the_slowest_contenders_that_do_not_fit(monkeypatch):
     assert ran[1 + first_round_s:] == [candidates[0]] * 2 + [candidates[1]] * 2
 
 
-def test_a_candidate_slow_in_its_first_timed_run_is_timed_again(monkeypatch):
-    # The last candidate's first two runs take 1.3 s, its later ones 0.5 s (a path
-    # whose time swings from call to call); the others 1 s.  Its first timed run
-    # is a slow one, within CONTENDER_FACTOR of the fastest and not the
-    # runner-up: a later round times it again and it wins.
+def _measure_with_one_slow_start(monkeypatch, which, slow_s, slow_runs):
+    """Measure the "strided" layer where candidate ``which`` (an index into the
+    candidates timed) takes `slow_s` fake seconds in its first `slow_runs` runs
+    and 0.5 s later, the others 1 s.
+
+    Returns the candidates, that candidate, the candidates run in order and the plan kept.
+    """
     runs = collections.Counter()
+    slow = []
 
     def seconds(chosen):
         candidate = chosen.candidates[0]
         runs[candidate] += 1
-        if candidate != swinging[0]:
+        if candidate != slow[0]:
             return 1.0
-        return 1.3 if runs[candidate] <= 2 else 0.5
+        return slow_s if runs[candidate] <= slow_runs else 0.5
 
     clock, ran = _fake_runs(monkeypatch, seconds)
     estimate, measure, x = _pair("strided")
     model = measure.engine.plan_for(_channels_first(measure, x), np.float64)
     candidates = measure.engine._measurable(model)
-    assert len(candidates) >= 3 and 1.3 <= engine_module.CONTENDER_FACTOR
-    swinging = [candidates[-1]]
+    slow.append(candidates[which])
     expected = estimate(x)
     ran.clear()
     runs.clear()
     assert_close(measure(x), expected)
-    chosen = measure.engine.plan_for(_channels_first(measure, x), np.float64)
-    assert (chosen.path, chosen.n_fft) == (swinging[0].path, swinging[0].n_fft)
+    return candidates, slow[0], ran, measure.engine.plan_for(_channels_first(measure, x),
+                                                             np.float64)
+
+
+def test_a_candidate_slow_in_its_first_timed_run_is_timed_again(monkeypatch):
+    # The last candidate's first two runs take 1.3 s, its later ones 0.5 s (a path
+    # whose time swings from call to call); the others 1 s.  Its first timed run
+    # is a slow one, within CONTENDER_FACTOR of the fastest and not the
+    # runner-up: a later round times it again and it wins.
+    assert 1.3 <= engine_module.CONTENDER_FACTOR
+    candidates, swinging, _, chosen = _measure_with_one_slow_start(monkeypatch, -1, 1.3, 2)
+    assert len(candidates) >= 3
+    assert (chosen.path, chosen.n_fft) == (swinging.path, swinging.n_fft)
 
 
 def test_the_models_choice_is_timed_again_however_slow_its_first_runs(monkeypatch):
     # The model's choice takes 3 s in its first four runs (fresh memory), 0.5 s
     # after; the others 1 s.  Timed once it looks 3x slower than the fastest, but
     # the later rounds time it again against the fastest, and it wins.
-    runs = collections.Counter()
-
-    def seconds(chosen):
-        candidate = chosen.candidates[0]
-        runs[candidate] += 1
-        if candidate != model.candidates[0]:
-            return 1.0
-        return 3.0 if runs[candidate] <= 4 else 0.5
-
-    clock, ran = _fake_runs(monkeypatch, seconds)
-    estimate, measure, x = _pair("strided")
-    model = measure.engine.plan_for(_channels_first(measure, x), np.float64)
-    candidates = measure.engine._measurable(model)
-    expected = estimate(x)
-    ran.clear()
-    runs.clear()
-    assert_close(measure(x), expected)
-    assert measure.engine.plan_for(_channels_first(measure, x), np.float64) == model
+    candidates, model_choice, ran, chosen = _measure_with_one_slow_start(
+        monkeypatch, 0, 3.0, 4)
+    assert chosen.candidates[0] == model_choice
     later = ran[2 * len(candidates):]
     assert later[:4] == [candidates[1]] * 2 + [candidates[0]] * 2  # the fastest, then it
     assert set(later) == set(candidates)  # the others as close as the fastest too
