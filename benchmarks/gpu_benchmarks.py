@@ -265,7 +265,8 @@ def run_workload(wl: rb.Workload, repeat: int) -> dict:
     scale = float(np.max(np.abs(ref))) or 1.0
     layer = rb.make_layer(wl, kernel, "auto", "channels_last")  # its GPU plan, steady state
     plan = str(fftconv.planner.plan(layer.spec, (wl.batch, wl.channels, wl.width), np.float32,
-                                    "cupy", layer.config, filters=wl.filters))
+                                    "cupy", layer.config, filters=wl.filters,
+                                    time_major=True))
     fft_calls, skipped = fftconv_calls(wl, x, kernel)
     others, na = peer_calls(wl, x, kernel)
     results.update(skipped)

@@ -120,6 +120,11 @@ class Case:
         """Input shape, channels first ``(B, C_in, W)``."""
         return (self.batch, self.c_in, self.width)
 
+    @property
+    def time_major(self) -> bool:
+        """Whether the arrays lie channels last in memory."""
+        return self.data_format == "channels_last"
+
     def layer_arguments(self) -> dict[str, Any]:
         return {"filters": self.filters, "kernel_support": self.kernel_support,
                 "corr": self.corr, "strides_down": self.strides_down,
@@ -237,7 +242,8 @@ def steady(config: Config) -> Config:
 
 
 def _plan(case: Case, config: Config) -> Plan:
-    return plan(case.spec, case.shape_cf, case.dtype, "auto", config, filters=case.filters)
+    return plan(case.spec, case.shape_cf, case.dtype, "auto", config, filters=case.filters,
+                time_major=case.time_major)
 
 
 def make_data(case: Case) -> tuple[np.ndarray, np.ndarray]:
@@ -292,7 +298,7 @@ def layer_call(layer: fftconv.SignalConv1D, x: np.ndarray) -> Callable[[], np.nd
 def chosen_of(layer: fftconv.SignalConv1D, case: Case) -> str:
     """The candidate a layer runs for the case's input (after its first call)."""
     try:
-        p = layer.engine.plan_for(case.shape_cf, np.dtype(case.dtype))
+        p = layer.engine.plan_for(case.shape_cf, np.dtype(case.dtype), case.time_major)
     except Exception as exc:  # noqa: BLE001 - reported, not fatal
         return f"? ({type(exc).__name__})"
     return _label(p.path, p.n_fft)
@@ -394,7 +400,7 @@ def run_case(case: Case, sizes: Sizes, default: Config, profiles: list[tuple[str
     args = case.layer_arguments()
     default_plan = _plan(case, default)
     engine = Engine(case.spec, case.filters, "auto", "auto", default, **planning("estimate"))
-    forced = engine.plan_for(case.shape_cf, dtype)
+    forced = engine.plan_for(case.shape_cf, dtype, case.time_major)
 
     timings: dict[str, Timing] = {}
     calls: dict[str, Callable[[], np.ndarray]] = {}

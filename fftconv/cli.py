@@ -309,7 +309,7 @@ def _plan(args: argparse.Namespace) -> int:
         shape[0], shape[2], shape[1])
     print(layer)
     print(f"input shape {shape} -> output shape {layer.compute_output_shape(shape)}")
-    print(layer.engine.plan_for(channels_first, layer.dtype))
+    print(layer.plan_for(shape))
     print(describe_config(_layer_arguments(args).get("config")))
     if args.plot is not None:
         from fftconv.plot import describe_layer, plan_cost_curves, plan_cost_figure
@@ -317,7 +317,8 @@ def _plan(args: argparse.Namespace) -> int:
         engine = layer.engine
         curves = plan_cost_curves(layer.spec, channels_first, layer.dtype,
                                   filters=layer.filters, config=engine.config,
-                                  backend=engine.backend.name, threads=engine.backend.threads)
+                                  backend=engine.backend.name, threads=engine.backend.threads,
+                                  time_major=layer.data_format == "channels_last")
         title = describe_layer(layer.spec, channels_first, layer.dtype, layer.filters,
                                engine.config)
         plan_cost_figure(curves, title).savefig(args.plot, dpi=100)

@@ -198,7 +198,8 @@ def _preferred_chunk(layer: Any, x: Any, w_axis: int) -> int:
     c_in = x.shape[3 - w_axis]
     engine = layer.engine
     chosen = plan(layer.spec, (batch, c_in, x.shape[w_axis]), layer.dtype, engine.backend_name,
-                  engine.config, filters=layer.filters, method=layer.method)
+                  engine.config, filters=layer.filters, method=layer.method,
+                  time_major=layer.data_format == "channels_last")
     return chosen.block * polyphase(layer.spec).in_phases if chosen.path == "fft" else 0
 
 

@@ -397,7 +397,7 @@ def _convolve(dry: np.ndarray, ir: np.ndarray, say: Callable[[str], Any],
     started = time.perf_counter()
     wet = layer(padded)[0]
     first_call = time.perf_counter() - started
-    plan = layer.engine.plan_for((1, 2, padded.shape[1]), layer.dtype)
+    plan = layer.engine.plan_for((1, 2, padded.shape[1]), layer.dtype, time_major=True)
     started = time.perf_counter()
     expected = scipy.signal.oaconvolve(dry, ir, axes=0)
     scipy_first_call = time.perf_counter() - started

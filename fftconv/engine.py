@@ -151,8 +151,12 @@ class Engine:
             return self.backend  # the common case, without a look at the modules
         return backend_for(x, self.backend_name, **backend_options(self.config))
 
-    def plan_for(self, input_shape: tuple[int, int, int], dtype: np.dtype) -> Plan:
+    def plan_for(self, input_shape: tuple[int, int, int], dtype: np.dtype,
+                 time_major: bool = False) -> Plan:
         """The plan for inputs ``(B, C_in, W)`` of `dtype`, computed once per shape.
+
+        `time_major`: the calls' arrays lie channels last in memory, as the
+        ``time_major`` of :meth:`__call__` (see :func:`~fftconv.planner.plan`).
 
         With ``planning='measure'`` this is the winner measured by an earlier
         call or remembered in the plan wisdom; before the first call of a shape
@@ -178,9 +182,9 @@ class Engine:
                 raise
             backend = None  # planning is pure: a GPU plan without a GPU
         if backend is None:
-            key = _plan_key(input_shape, dtype, self.backend_name, "cuda")
+            key = _plan_key(input_shape, dtype, self.backend_name, "cuda", time_major)
         else:
-            key = _plan_key(input_shape, dtype, backend.name, backend.device)
+            key = _plan_key(input_shape, dtype, backend.name, backend.device, time_major)
         return self._plan(key, backend)[0]
 
     def __call__(self, x: Any, kernel: Callable[[], np.ndarray],
@@ -276,7 +280,7 @@ class Engine:
                  token: Hashable | None, time_major: bool,
                  keep: dict[int, list] | None) -> Any:
         """Plan (measuring if due) and run a call on `x`, an array of `backend`'s device."""
-        key = _plan_key(x.shape, x.dtype, backend.name, backend.device)
+        key = _plan_key(x.shape, x.dtype, backend.name, backend.device, time_major)
         chosen, settled = self._plan(key, backend)
         if not settled:
             chosen, y = self._settle(key, chosen, backend, x, kernel, token, time_major)
@@ -316,16 +320,16 @@ class Engine:
             if found is not None:
                 self._plans.move_to_end(key)
                 return found, key in self._settled
-            shape, dtype, name = key[0], np.dtype(key[1]), key[2]
+            shape, dtype, name, time_major = key[0], np.dtype(key[1]), key[2], key[4]
             threads = backend.threads if backend is not None else 1
             memory = backend.total_memory() if backend is not None else None
             check_fits(self.spec, shape, self.filters, dtype.itemsize, memory)
             found = plan(self.spec, shape, dtype, name, self.config, filters=self.filters,
-                         method=self.method, threads=threads)
+                         method=self.method, threads=threads, time_major=time_major)
             self.plans_made += 1
             settled = True
             if self.planning == "estimate" and found.path == "fft" and self.method == "auto":
-                one_off = self._one_off(found, shape, dtype, backend)
+                one_off = self._one_off(found, shape, dtype, backend, time_major)
                 if one_off.path != found.path:
                     self._steady[key], found = found, one_off
             if self.planning == "measure" and len(self._measurable(found)) > 1:
@@ -336,7 +340,7 @@ class Engine:
             return found, settled
 
     def _one_off(self, steady: Plan, shape: tuple[int, int, int], dtype: np.dtype,
-                 backend: Backend | None) -> Plan:
+                 backend: Backend | None, time_major: bool) -> Plan:
         """The plan of a first call, paying for the FFT plans and spectra it lacks."""
         if backend is None:
             prepared = Prepared()
@@ -346,7 +350,7 @@ class Engine:
             prepared = prepared_for(steady.problem, self.config, backend, cached)
         return plan(self.spec, shape, dtype, steady.backend, self.config,
                     filters=self.filters, method=self.method, threads=steady.threads,
-                    prepared=prepared)
+                    prepared=prepared, time_major=time_major)
 
     def _store(self, key: tuple, chosen: Plan, settled: bool) -> None:
         """Cache `chosen` for `key`, final if `settled`; ``self._lock`` must be held."""
@@ -637,12 +641,14 @@ def _batch_slices(backend: Backend, x: Any) -> list[slice]:
     return [slice(bounds[i], bounds[i + 1]) for i in range(count)]
 
 
-def _plan_key(input_shape: tuple[int, ...], dtype: np.dtype, backend: str, device: str) -> tuple:
-    """An engine's plan-cache key: the input shape, the dtype, the backend's name and device.
+def _plan_key(input_shape: tuple[int, ...], dtype: np.dtype, backend: str, device: str,
+              time_major: bool) -> tuple:
+    """An engine's plan-cache key: the input shape, the dtype, the backend's name and
+    device, and whether the arrays are time-major.
 
     A plan measured on one GPU is not taken for a call on another.
     """
-    return (tuple(input_shape), np.dtype(dtype).str, backend, device)
+    return (tuple(input_shape), np.dtype(dtype).str, backend, device, bool(time_major))
 
 
 def _operands_key(chosen: Plan, dtype: str, device: str) -> tuple:

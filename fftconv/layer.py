@@ -19,6 +19,7 @@ from fftconv.parameters import (
     deserialize_parameter,
     serialize_parameter,
 )
+from fftconv.planner import Plan
 from fftconv.spec import ConvSpec, data_format_name, positive_int
 from fftconv.vjp import Adjoint, Gradients, weight_gradients
 
@@ -369,6 +370,25 @@ class SignalConv1D:
         if self.data_format == "channels_first":
             return (shape[0], c_out, width)
         return (shape[0], width, c_out)
+
+    def plan_for(self, input_shape: Sequence[int]) -> Plan:
+        """The plan the layer runs on inputs of `input_shape` (its `data_format`).
+
+        The path, FFT length and direct form of :meth:`Engine.plan_for
+        <fftconv.engine.Engine.plan_for>`, for arrays laid out as the layer's;
+        before the first call of the shape the model's (or remembered) choice.
+
+        Raises
+        ------
+        TypeError, ValueError
+            If `input_shape` is not three integers, or too short for the layer.
+        """
+        shape = _check_shape(input_shape, "input_shape")
+        if None in shape:
+            raise ValueError(f"`input_shape` must be known in full, got {shape}.")
+        last = self.data_format == "channels_last"
+        channels_first = (shape[0], shape[2], shape[1]) if last else shape
+        return self.engine.plan_for(channels_first, self.dtype, last)
 
     def __call__(self, x: Any) -> np.ndarray:
         """Apply the layer.

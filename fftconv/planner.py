@@ -170,7 +170,7 @@ def problem_for(spec: ConvSpec, input_shape: tuple[int, int, int], filters: int,
 
 def plan(spec: ConvSpec, input_shape: Sequence[int], dtype: np.dtype | str, backend: str,
          config: Config | str | os.PathLike | None, *, filters: int, method: str = "auto",
-         threads: int = 1, prepared: Prepared | None = None) -> Plan:
+         threads: int = 1, prepared: Prepared | None = None, time_major: bool = False) -> Plan:
     """Plan a layer on inputs of `input_shape`.
 
     Parameters
@@ -201,6 +201,10 @@ def plan(spec: ConvSpec, input_shape: Sequence[int], dtype: np.dtype | str, back
         block transforms), see :func:`prepared_for`; the FFT lengths pay for
         what is missing.  None: the steady state of repeated calls, where
         everything is ready.
+    time_major : bool
+        Whether the input and output lie channels last in memory (``(B, W, C)``
+        arrays, ``data_format='channels_last'``): the direct path's form
+        depends on it (see :func:`direct_variant`).
 
     Returns
     -------
@@ -230,7 +234,7 @@ def plan(spec: ConvSpec, input_shape: Sequence[int], dtype: np.dtype | str, back
         raise TypeError(f"`prepared` must be a Prepared or None, got {prepared!r}.")
 
     problem = problem_for(spec, (batch, c_in, width), filters, dtype.itemsize)
-    variant = direct_variant(problem, device, method)
+    variant = direct_variant(problem, device, method, time_major, config)
     direct = Candidate("direct", 0, direct_cost(problem, config, variant))
     ffts = fft_candidates(problem, config, prepared)
     pool = {"auto": [direct, *ffts], "direct": [direct], "fft": ffts}[method_path(method)]
@@ -261,22 +265,41 @@ def _check_input_shape(input_shape: object) -> tuple[int, int, int]:
     return batch, c_in, width
 
 
-def direct_variant(p: Problem, device: str = "cpu", method: str = "auto") -> str:
+def direct_variant(p: Problem, device: str = "cpu", method: str = "auto",
+                   time_major: bool = False, config: Config | None = None) -> str:
     """The form of the direct path for `p` on a kind of `device` (``'cpu'``, ``'cuda'``).
 
     ``'direct-shifted'`` (shifted GEMMs) for an ungrouped problem with at least
     the device's ``shifted_min_channels`` input and output channels
     (:class:`~fftconv.backends.DeviceTraits`); with fewer input or output
-    channels (per group) ``'direct-fir'`` (one FIR kernel) on a GPU; else
-    ``'direct-windows'`` (gathered windows).  A `method` naming a variant
-    forces it where it applies (grouped problems gather windows).
+    channels (per group) ``'direct-fir'`` (one FIR kernel) on a GPU, else
+    ``'direct-windows'`` (gathered windows).  On time-major data (`time_major`)
+    an ungrouped problem with at least ``shifted_min_in_channels_time_major``
+    input channels and two output channels runs shifted GEMMs too: they read
+    and write rows of channels where they lie, while windows gathered along
+    time read the input with a stride of ``Ci`` samples (with one output
+    channel each GEMM is a matrix-vector product, a pass over the input per
+    tap, and windows won from 101 taps on); unless
+    :func:`direct_cost` with `config` puts their ``Kp`` GEMM calls a block above
+    the gathered windows (long kernels on short inputs).  A `method` naming a
+    variant forces it where it applies (grouped problems gather windows).
     """
     if method in ("direct-shifted", "direct-windows"):
         return method if p.groups == 1 else "direct-windows"
-    few = min(p.in_channels, p.out_channels) < device_traits(device).shifted_min_channels
+    traits = device_traits(device)
+    few = min(p.in_channels, p.out_channels) < traits.shifted_min_channels
     if few and device == "cuda":
         return "direct-fir"
-    return "direct-shifted" if p.groups == 1 and not few else "direct-windows"
+    if p.groups != 1:
+        return "direct-windows"
+    if not few:
+        return "direct-shifted"
+    if (not time_major or p.in_channels < traits.shifted_min_in_channels_time_major
+            or p.out_channels < 2):
+        return "direct-windows"
+    if config is None:
+        return "direct-shifted"
+    return min(("direct-shifted", "direct-windows"), key=lambda v: direct_cost(p, config, v))
 
 
 def direct_cost(p: Problem, config: Config, variant: str | None = None) -> float:
@@ -284,8 +307,12 @@ def direct_cost(p: Problem, config: Config, variant: str | None = None) -> float
 
     Shifted GEMMs move the input and the output once; the FIR kernel too, in
     one launch; gathered windows copy ``Kp`` windows of the input and write the
-    output.  `variant` None is :func:`direct_variant` of `p` on the
-    configuration's device.
+    output.  GEMMs with fewer channels on a side than the device's
+    ``shifted_min_channels`` (shifted GEMMs on time-major data, see
+    :func:`direct_variant`) run their products that many times slower: a thin
+    GEMM is bound by reading its long operand (on a 2-core CPU, 29 -> 9 channels
+    with 52 taps in float64 took 1.7x the estimate without it).  `variant` None
+    is :func:`direct_variant` of `p` on the configuration's device.
     """
     c = config.direct
     factor = c.float64_factor if p.itemsize == 8 else 1.0
@@ -294,6 +321,8 @@ def direct_cost(p: Problem, config: Config, variant: str | None = None) -> float
     if variant == "direct-shifted":
         moved = p.batch * rows * (p.in_channels + p.out_channels) * p.itemsize
         calls = max(1, -(-moved // config.memory.direct_bytes)) * p.kernel_length
+        full = device_traits(config.device).shifted_min_channels
+        factor *= max(1.0, full / min(p.in_channels, p.out_channels))
     elif variant == "direct-fir":
         samples = p.in_channels * rows + p.out_channels * p.outputs
         moved = p.batch * p.groups * samples * p.itemsize

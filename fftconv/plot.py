@@ -77,7 +77,7 @@ class CostCurves:
 def plan_cost_curves(spec: ConvSpec, input_shape: tuple[int, int, int], dtype: Any, *,
                      filters: int, config: Config | str | os.PathLike | None = None,
                      backend: str = "auto", threads: int = 1, span: float = 64.0,
-                     points: int = 61) -> CostCurves:
+                     points: int = 61, time_major: bool = False) -> CostCurves:
     """Plan the layer at kernel lengths around its own and collect the estimated costs.
 
     Parameters
@@ -98,6 +98,8 @@ def plan_cost_curves(spec: ConvSpec, input_shape: tuple[int, int, int], dtype: A
         Kernel lengths from ``K / span`` to ``K * span``, on a log scale (> 1).
     points : int
         Number of kernel lengths sampled (>= 2; duplicates after rounding merge).
+    time_major : bool
+        Inputs lie channels last in memory (see :func:`~fftconv.planner.plan`).
 
     Returns
     -------
@@ -120,7 +122,7 @@ def plan_cost_curves(spec: ConvSpec, input_shape: tuple[int, int, int], dtype: A
         if spec_k.output_width(width) < 1:
             continue  # 'valid' with a kernel longer than the input
         p = plan(spec_k, input_shape, dtype, backend, config, filters=filters,
-                 method="auto", threads=threads)
+                 method="auto", threads=threads, time_major=time_major)
         direct = min(c.cost_ns for c in p.candidates if c.path == "direct")
         best_fft = min((c for c in p.candidates if c.path == "fft"), key=lambda c: c.cost_ns)
         rows.append((int(k), direct / 1e6, best_fft.cost_ns / 1e6, best_fft.n_fft))

@@ -383,7 +383,7 @@ def time_case(case: SuiteCase, keys: Sequence[Key], config: Config, repeat: int,
     x_cf = x.transpose(0, 2, 1) if time_major else x
     # The estimated plan (never a measured one), then each candidate chosen in turn.
     planned = plan(case.spec(), x_cf.shape, dtype, bk.name, config, filters=a["filters"],
-                   threads=bk.threads)
+                   threads=bk.threads, time_major=time_major)
     plans = {k: planned.choose(Candidate(k[0], k[1], 0.0)) for k in keys}
     token = ("tune", case.seed)
     best: dict[Key, float] = {}

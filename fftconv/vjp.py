@@ -137,7 +137,8 @@ class Adjoint:
                 co = phases.shape[2] * phases.shape[3]
                 gy = phases[..., pad:pad + t].reshape(b, groups, co, t)
                 dw = phase_kernel_gradient(x, gy, n_out, poly,
-                                           self.engine.plan_for(x.shape, x.dtype), backend,
+                                           self.engine.plan_for(x.shape, x.dtype, time_major),
+                                           backend,
                                            self.engine.config.memory, kept)
                 dkernel = poly.phase_kernels_adjoint(backend.to_host(dw), c_in)
             return Gradients(dx, dkernel, gz.sum(axis=(0, 2)))

@@ -73,17 +73,14 @@ def _pair(name, backend="numpy", config=MEASURE, **options):
     return estimate, measure, x
 
 
-def _channels_first(layer, x):
-    return x.shape if layer.data_format == "channels_first" else (
-        x.shape[0], x.shape[2], x.shape[1])
-
-
 def _measurable(layer, x):
     """The candidates the engine times for `x` (its model plan's)."""
     engine = layer.engine
-    model = plan(layer.spec, _channels_first(layer, x), np.float64, engine.backend.name,
-                 engine.config, filters=layer.filters, method=engine.method,
-                 threads=engine.backend.threads)
+    last = layer.data_format == "channels_last"
+    shape = (x.shape[0], x.shape[2], x.shape[1]) if last else x.shape
+    model = plan(layer.spec, shape, np.float64, engine.backend.name, engine.config,
+                 filters=layer.filters, method=engine.method, threads=engine.backend.threads,
+                 time_major=last)
     return model, engine._measurable(model)
 
 
@@ -97,7 +94,7 @@ def test_measure_agrees_with_estimate_and_picks_a_candidate(name, backend):
     expected = estimate(x)
     assert_close(measure(x), expected)
     assert measure.engine.measurements == len(candidates)
-    chosen = measure.engine.plan_for(_channels_first(measure, x), np.float64)
+    chosen = measure.plan_for(x.shape)
     assert chosen.candidates[0] in candidates
     assert (chosen.path, chosen.n_fft) in {(c.path, c.n_fft) for c in candidates}
     assert_close(measure(x), expected)  # the winner, run as a plain call
@@ -115,8 +112,8 @@ def test_second_call_and_second_engine_measure_nothing():
     _, again, _ = _pair("strided")  # a new engine: the process remembers the winner
     assert_close(again(x), estimate(x))
     assert again.engine.measurements == 0
-    assert again.engine.plan_for(_channels_first(again, x), np.float64) == \
-        measure.engine.plan_for(_channels_first(measure, x), np.float64)
+    assert again.plan_for(x.shape) == \
+        measure.plan_for(x.shape)
 
 
 @pytest.mark.skipif("pyfftw" not in BACKENDS, reason="pyFFTW is not installed")
@@ -141,7 +138,7 @@ def test_measuring_runs_plan_no_transform_again():
 def test_only_the_winners_spectra_are_kept():
     _, measure, x = _pair("channels_first_up_down")
     measure(x)
-    chosen = measure.engine.plan_for(x.shape, np.float64)
+    chosen = measure.plan_for(x.shape)
     fft_keys = [key for key in measure.engine.spectra._entries if key[0] == "fft"]
     assert fft_keys == ([] if chosen.path == "direct" else
                         [engine_module._operands_key(chosen, "<f8", "cpu")])
@@ -157,7 +154,7 @@ SUBPROCESS = textwrap.dedent("""
                          backend="numpy", planning="measure")
     x = rng.standard_normal((2, 1000, 2))
     y = layer(x)
-    chosen = layer.engine.plan_for((2, 2, 1000), np.float64)
+    chosen = layer.plan_for(x.shape)
     print(layer.engine.measurements, chosen.path, chosen.n_fft, repr(float(y.sum())))
 """)
 
@@ -189,11 +186,12 @@ def test_remembered_winner_is_used_without_measuring(wisdom_dir):
     estimate, measure, x = _pair("strided")
     model, candidates = _measurable(measure, x)
     other = candidates[-1]  # not the model's choice
-    key = plan_wisdom.wisdom_key(model.problem, model.backend, model.threads, "auto")
+    key = plan_wisdom.wisdom_key(model.problem, model.backend, model.threads, "auto",
+                                 model.direct_variant)
     _write_wisdom(wisdom_dir, {key: {"path": other.path, "n_fft": other.n_fft,
                                      "saved": 0.0}})
     # Known before the first call, so plan_for already gives it.
-    chosen = measure.engine.plan_for(_channels_first(measure, x), np.float64)
+    chosen = measure.plan_for(x.shape)
     assert (chosen.path, chosen.n_fft) == (other.path, other.n_fft)
     assert_close(measure(x), estimate(x))
     assert measure.engine.measurements == 0
@@ -208,7 +206,8 @@ def test_remembered_winner_is_used_without_measuring(wisdom_dir):
 def test_inapplicable_remembered_winner_is_ignored(wisdom_dir, entry):
     estimate, measure, x = _pair("strided")
     model, candidates = _measurable(measure, x)
-    key = plan_wisdom.wisdom_key(model.problem, model.backend, model.threads, "auto")
+    key = plan_wisdom.wisdom_key(model.problem, model.backend, model.threads, "auto",
+                                 model.direct_variant)
     _write_wisdom(wisdom_dir, {key: entry})
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -285,9 +284,7 @@ def test_zero_budget_measures_nothing(wisdom_dir):
     estimate, measure, x = _pair("strided", config=config)
     assert_close(measure(x), estimate(x))
     assert measure.engine.measurements == 0
-    shape = _channels_first(measure, x)
-    assert measure.engine.plan_for(shape, np.float64) == \
-        estimate.engine.plan_for(shape, np.float64)
+    assert measure.plan_for(x.shape) == estimate.plan_for(x.shape)
     assert not (wisdom_dir / plan_wisdom.WISDOM_FILE).exists()  # nothing compared
     measure(x)
     assert measure.engine.measurements == 0
@@ -334,8 +331,7 @@ def test_budget_bounds_the_candidates_timed(monkeypatch, budget, timed):
     config = dataclasses.replace(MEASURE, planner=dataclasses.replace(
         MEASURE.planner, measure_seconds=budget))
     estimate, measure, x = _pair("strided", config=config)
-    shape = _channels_first(measure, x)
-    model = measure.engine.plan_for(shape, np.float64)
+    model = measure.plan_for(x.shape)
     assert len(measure.engine._measurable(model)) > timed
     expected = estimate(x)
     started = clock.now
@@ -357,7 +353,7 @@ def test_rounds_retime_only_the_contenders(monkeypatch):
 
     clock, ran = _fake_runs(monkeypatch, seconds_of)
     estimate, measure, x = _pair("strided")
-    model = measure.engine.plan_for(_channels_first(measure, x), np.float64)
+    model = measure.plan_for(x.shape)
     candidates = measure.engine._measurable(model)
     model_choice.append(candidates[0])
     assert 2.0 > engine_module.CONTENDER_FACTOR * 1.0
@@ -365,7 +361,7 @@ def test_rounds_retime_only_the_contenders(monkeypatch):
     ran.clear()
     assert_close(measure(x), expected)
     assert ran == [candidates[0], candidates[0]] + [c for c in candidates[1:] for _ in (0, 1)]
-    assert measure.engine.plan_for(_channels_first(measure, x), np.float64).candidates[0] \
+    assert measure.plan_for(x.shape).candidates[0] \
         == candidates[0]
 
 
@@ -375,7 +371,7 @@ def test_later_rounds_time_every_candidate_close_to_the_fastest(monkeypatch):
     # keeps its place.
     clock, ran = _fake_runs(monkeypatch, lambda chosen: 1.0)
     estimate, measure, x = _pair("strided")
-    model = measure.engine.plan_for(_channels_first(measure, x), np.float64)
+    model = measure.plan_for(x.shape)
     candidates = measure.engine._measurable(model)
     assert len(candidates) >= 3
     expected = estimate(x)
@@ -391,7 +387,7 @@ def test_a_round_leaves_out_the_slowest_contenders_that_do_not_fit(monkeypatch):
     # Every run takes 1 s and the budget leaves 4.5 s after the first round: the
     # second round times the two first contenders only (4 s), and no third fits.
     estimate, measure, x = _pair("strided")
-    model = measure.engine.plan_for(_channels_first(measure, x), np.float64)
+    model = measure.plan_for(x.shape)
     candidates = measure.engine._measurable(model)
     assert len(candidates) >= 3
     first_round_s = 1 + 2 * (len(candidates) - 1)
@@ -424,15 +420,14 @@ def _measure_with_one_slow_start(monkeypatch, which, slow_s, slow_runs):
 
     clock, ran = _fake_runs(monkeypatch, seconds)
     estimate, measure, x = _pair("strided")
-    model = measure.engine.plan_for(_channels_first(measure, x), np.float64)
+    model = measure.plan_for(x.shape)
     candidates = measure.engine._measurable(model)
     slow.append(candidates[which])
     expected = estimate(x)
     ran.clear()
     runs.clear()
     assert_close(measure(x), expected)
-    return candidates, slow[0], ran, measure.engine.plan_for(_channels_first(measure, x),
-                                                             np.float64)
+    return candidates, slow[0], ran, measure.plan_for(x.shape)
 
 
 def test_a_candidate_slow_in_its_first_timed_run_is_timed_again(monkeypatch):
@@ -473,7 +468,7 @@ def test_hopeless_candidates_and_forced_methods_are_not_measured():
     fft = SignalConv1D(3, 33, corr=True, strides_down=2, padding="same_zeros",
                        method="fft", config=MEASURE, dtype="float64", backend="numpy")
     fft(x)
-    chosen = fft.engine.plan_for(_channels_first(fft, x), np.float64)
+    chosen = fft.plan_for(x.shape)
     assert chosen.path == "fft" and fft.engine.measurements > 1
 
 

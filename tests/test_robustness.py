@@ -166,7 +166,7 @@ def test_non_finite_input_direct_is_local_fft_spreads_over_its_blocks(bad):
         bad_outputs[method] = set(np.flatnonzero(~np.isfinite(y)))
         assert np.isfinite(np.delete(y, sorted(bad_outputs[method]))).all()
     assert bad_outputs["direct"] == window
-    block = layer.engine.plan_for((1, 1, width), np.dtype("float64"))
+    block = layer.plan_for(x.shape)
     hit_blocks = [b for b in range(width // block.block + 1)
                   if b * block.block <= at < b * block.block + block.n_fft]
     spread = {n for b in hit_blocks for n in range(b * block.block, (b + 1) * block.block)}

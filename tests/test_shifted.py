@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from golden import RTOL, assert_close
@@ -9,8 +11,9 @@ from reference import reference_signal_conv1d
 
 from fftconv import SignalConv1D
 from fftconv.backends.cpu import CPU_TRAITS
+from fftconv.config import load_config
 from fftconv.paths.blas import gemm_accumulate
-from fftconv.planner import Problem, direct_variant
+from fftconv.planner import Problem, direct_cost, direct_variant
 
 RNG = np.random.default_rng(7)
 
@@ -58,6 +61,22 @@ def test_rule():
     assert direct_variant(_problem(2, 64, 64)) == "direct-windows"  # grouped: gathered windows
     assert direct_variant(_problem(1, wide - 1, 64)) == "direct-windows"
     assert direct_variant(_problem(1, 64, wide - 1)) == "direct-windows"
+    # Time-major data: shifted GEMMs from fewer channels, but not for grouped
+    # problems, one or two input channels or one output channel ...
+    few = CPU_TRAITS.shifted_min_in_channels_time_major
+    assert direct_variant(_problem(1, few, 2), time_major=True) == "direct-shifted"
+    assert direct_variant(_problem(1, few - 1, 64), time_major=True) == "direct-windows"
+    assert direct_variant(_problem(1, 64, 1), time_major=True) == "direct-windows"
+    assert direct_variant(_problem(2, 64, 64), time_major=True) == "direct-windows"
+    # ... nor where the model puts the GEMM calls of a long kernel on a short
+    # input above gathered windows.
+    long = Problem(batch=1, groups=1, in_channels=few, out_channels=2, kernel_length=100001,
+                   outputs=50, itemsize=4)
+    assert direct_variant(long, time_major=True) == "direct-shifted"  # no model given
+    assert direct_variant(long, time_major=True, config=load_config()) == "direct-windows"
+    # On a GPU few channels run the FIR kernel, time-major or not.
+    for time_major in (False, True):
+        assert direct_variant(_problem(1, 1, 64), "cuda", time_major=time_major) == "direct-fir"
     # A method naming a variant forces it where it applies.
     assert direct_variant(_problem(1, 1, 1), method="direct-shifted") == "direct-shifted"
     assert direct_variant(_problem(1, 64, 64), method="direct-windows") == "direct-windows"
@@ -70,7 +89,7 @@ def test_rule():
                                                                    (1, 2, False), (3, 2, False)])
 def test_layer_with_many_channels_uses_shifted_gemms(padding, data_format, strides_down,
                                                      strides_up, corr):
-    c_in, filters, k, width = 12, 16, 7, 57
+    c_in, filters, k, width = 12, 16, 7, 1200  # long enough for shifted GEMMs to pay
     x = RNG.standard_normal((3, width, c_in))
     if data_format == "channels_first":
         x = x.transpose(0, 2, 1)
@@ -86,9 +105,11 @@ def test_layer_with_many_channels_uses_shifted_gemms(padding, data_format, strid
         y = layer(x)
         assert y.flags.c_contiguous and y.dtype == np.dtype(dtype)
         assert_close(y, want, RTOL[np.dtype(dtype)])
-    # 12 channels are below the threshold, but the phases make Ci = S * 12 >= 16 ...
-    plan = layer.engine.plan_for((3, c_in, width), np.dtype("float32"))
-    shifted = strides_down > 1 and strides_up * filters >= CPU_TRAITS.shifted_min_channels
+    # Channels last: shifted GEMMs.  Channels first: 12 channels are below the
+    # threshold, but the phases make Ci = S * 12 >= 16 ...
+    plan = layer.plan_for(x.shape)
+    shifted = data_format == "channels_last" or (
+        strides_down > 1 and strides_up * filters >= CPU_TRAITS.shifted_min_channels)
     assert (plan.variant == "direct-shifted") == shifted  # ... or windows are gathered
     assert ("shifted GEMMs" in str(plan)) == shifted
 
@@ -100,7 +121,7 @@ def test_small_budget_blocks_rows():
     layer = SignalConv1D(filters, k, padding="same_zeros", method="direct", use_bias=False,
                          dtype="float64", kernel_parameter=kernel)
     want = layer(x)
-    assert "shifted GEMMs" in str(layer.engine.plan_for((2, c_in, 40), np.dtype("float64")))
+    assert "shifted GEMMs" in str(layer.plan_for(x.shape))
     small = SignalConv1D.from_config(layer.get_config())
     small.set_weights(layer.get_weights())
     budget = small.engine.config.memory.direct_bytes
@@ -171,3 +192,23 @@ def test_gathered_windows_reuse_one_buffer_from_call_to_call(monkeypatch):
                                    rtol=1e-12, atol=1e-12)
     assert len(asked) > 2 and {name for name, _ in asked} == {"windows.gathered"}
     assert len({address for _, address in asked}) == 1
+
+
+def test_thin_shifted_gemms_cost_more_per_product():
+    """Shifted GEMMs with fewer channels on a side than ``shifted_min_channels``
+    are estimated that many times slower per multiply-accumulate."""
+    config = load_config()
+    products_only = dataclasses.replace(config, direct=dataclasses.replace(
+        config.direct, gather_ns_per_byte=0.0, call_overhead_ns=0.0))
+    wide = CPU_TRAITS.shifted_min_channels
+
+    def per_mac(ci, co):
+        p = Problem(batch=1, groups=1, in_channels=ci, out_channels=co, kernel_length=5,
+                    outputs=1000, itemsize=4)
+        return direct_cost(p, products_only, "direct-shifted") / p.macs
+
+    full = config.direct.ns_per_mac
+    assert per_mac(wide, wide) == pytest.approx(full)
+    assert per_mac(4 * wide, 2 * wide) == pytest.approx(full)
+    assert per_mac(wide, 2) == pytest.approx(full * wide / 2)
+    assert per_mac(4, 64) == pytest.approx(full * wide / 4)

@@ -43,6 +43,11 @@ class DeviceTraits:
     shifted_min_channels : int
         Smallest Ci and Co for which the direct path of an ungrouped layer runs
         as shifted GEMMs rather than on gathered windows.
+    shifted_min_in_channels_time_major : int
+        Smallest Ci for which it does so on time-major data (channels last in
+        memory) from two output channels: windows gathered along time would
+        read the input with a stride of Ci samples (see
+        :func:`~fftconv.planner.direct_variant`).
     compiles_at_first_use : bool
         Whether the device's kernels are compiled at their first use in a
         process (CuPy's element-wise kernels through NVRTC), so that a first
@@ -52,6 +57,7 @@ class DeviceTraits:
     kind: str
     matmul_min_pairs: int
     shifted_min_channels: int
+    shifted_min_in_channels_time_major: int
     compiles_at_first_use: bool = False
 
 

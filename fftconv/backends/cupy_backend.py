@@ -65,9 +65,10 @@ from fftconv.backends.blocks import BlockFFT, pieces
 #: On a GPU every kernel launch costs some microseconds, so the broadcast form of
 #: the per-bin product (one launch per input channel) is kept for the fewest pairs
 #: only; the shifted GEMMs (one cuBLAS call per tap and block of rows) need
-#: channels enough to fill the device, as on the CPU.
+#: channels enough to fill the device, as on the CPU (fewer run the FIR kernel,
+#: whatever the layout).
 CUDA_TRAITS = DeviceTraits(kind="cuda", matmul_min_pairs=4, shifted_min_channels=16,
-                           compiles_at_first_use=True)
+                           shifted_min_in_channels_time_major=16, compiles_at_first_use=True)
 
 #: How to get CuPy, for error messages.
 INSTALL_HINT = ("install CuPy for your CUDA version with fftconv's extra, "
