@@ -31,6 +31,7 @@ from fftconv.planner import (
     Plan,
     Problem,
     direct_cost,
+    direct_variant,
     fast_lengths,
     fft_candidates,
     plan,
@@ -146,6 +147,13 @@ class SuiteCase:
         return problem_for(self.spec(), self.channels_first_shape, a["filters"],
                            np.dtype(a["dtype"]).itemsize)
 
+    def direct_variant(self, config: Config, device: str = "cpu") -> str:
+        """The form of the direct path this call runs under `config` on a kind of
+        `device`: its layout counts (:func:`~fftconv.planner.direct_variant`)."""
+        return direct_variant(self.problem(), device, "auto",
+                              self.arguments["data_format"] == "channels_last",
+                              device_config(config, device))
+
     def __str__(self) -> str:
         a = self.arguments
         b, c, w = self.channels_first_shape
@@ -243,7 +251,7 @@ def _narrowed(layer: dict, shape: list[int], size: SuiteSize, config: Config,
     while True:
         current = case()
         problem = current.problem()
-        costs = candidate_costs(problem, config, device)
+        costs = candidate_costs(problem, config, device, current.direct_variant(config, device))
         ffts = [k for k in costs if k[0] == "fft"]
         fits = (_case_bytes(current) <= size.max_bytes
                 and min(costs.values()) / 1e9 <= size.case_seconds
@@ -272,21 +280,28 @@ class Measurement:
         What was run (for the log).
     case : SuiteCase or None
         The layer call, to time more candidates later (None: synthetic).
+    direct_variant : str or None
+        The form of the direct path timed (the call's layout decides it, see
+        :meth:`SuiteCase.direct_variant`); None: the form
+        :func:`~fftconv.planner.direct_variant` gives `problem` on the device.
     """
 
     problem: Problem
     seconds: Mapping[Key, float]
     label: str = ""
     case: SuiteCase | None = None
+    direct_variant: str | None = None
 
 
-def candidate_costs(problem: Problem, config: Config, device: str = "cpu") -> dict[Key, float]:
+def candidate_costs(problem: Problem, config: Config, device: str = "cpu",
+                    variant: str | None = None) -> dict[Key, float]:
     """Every candidate's estimated ns under `config` on a kind of `device` ('cpu' or 'cuda').
 
-    The direct candidate first, then the FFT lengths, cheapest first.
+    The direct candidate (in the form `variant`, None: :func:`direct_cost`'s
+    default) first, then the FFT lengths, cheapest first.
     """
     config = device_config(config, device)
-    costs = {("direct", 0): direct_cost(problem, config)}
+    costs = {("direct", 0): direct_cost(problem, config, variant)}
     for candidate in fft_candidates(problem, config):
         costs.setdefault(("fft", candidate.n_fft), candidate.cost_ns)
     return costs
@@ -315,7 +330,8 @@ def _nearest_fast_length(target: float, low: int, high: int, limit: int) -> int 
 
 
 def _timed_candidates(problem: Problem, config: Config, size: SuiteSize,
-                      prefer_longer: bool = False, device: str = "cpu") -> list[Key]:
+                      prefer_longer: bool = False, device: str = "cpu",
+                      variant: str | None = None) -> list[Key]:
     """What to time: the direct path (unless far off) and ``size.fft_lengths`` FFT lengths.
 
     The model's best FFT length, then a length about half and one about
@@ -323,9 +339,10 @@ def _timed_candidates(problem: Problem, config: Config, size: SuiteSize,
     `prefer_longer`), so the fit sees the trade-off the block length makes,
     then the model's other FFT candidates.  Lengths whose buffers do not fit
     (:func:`_fft_fits`), and candidates estimated above
-    ``size.candidate_seconds`` are left out.  Estimated with `config` on `device`.
+    ``size.candidate_seconds`` are left out.  Estimated with `config` on `device`,
+    the direct path in the form `variant`.
     """
-    costs = candidate_costs(problem, config, device)
+    costs = candidate_costs(problem, config, device, variant)
     ffts = [k for k in costs if k[0] == "fft"]
     chosen: list[Key] = []
     if ffts and costs[ffts[0]] / 1e9 <= size.candidate_seconds:
@@ -467,8 +484,9 @@ def measure_suite(cases: Sequence[SuiteCase], config: Config, repeat: int = 3,
     out = []
     for i, case in enumerate(cases):
         problem = case.problem()
+        variant = case.direct_variant(config, device)
         keys = _timed_candidates(problem, config, size, prefer_longer=i % 2 == 1,
-                                 device=device)
+                                 device=device, variant=variant)
         start = time.perf_counter()
         seconds, warm = (time_case(case, keys, config, repeat, size, backend) if keys
                          else ({}, 0.0))
@@ -477,7 +495,7 @@ def measure_suite(cases: Sequence[SuiteCase], config: Config, repeat: int = 3,
         log(f"case {i + 1}/{len(cases)}: {case}: {times} ms "
             f"[{time.perf_counter() - start:.1f} s, warm-up {warm:.1f} s]")
         if seconds:
-            out.append(Measurement(problem, seconds, str(case), case))
+            out.append(Measurement(problem, seconds, str(case), case, variant))
     return out
 
 

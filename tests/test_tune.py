@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fftconv import tune, tune_fit, tune_suite
+from fftconv import planner, tune, tune_fit, tune_suite
 from fftconv.config import (
     config_origin,
     describe_config,
@@ -255,6 +255,33 @@ def test_untimed_candidates_are_imputed_pessimistically():
     assert suite.seconds(0, ("direct", 0)) >= 1.0  # never faster than the fastest timed
     with pytest.raises(ValueError, match=r"`measurements\[0\]\.seconds`"):
         tune_fit.SuiteRegret([tune_suite.Measurement(problem, {})], DEFAULT)
+
+
+def test_the_fit_costs_the_direct_form_that_was_timed():
+    """A channels_last call with 32 -> 4 channels times shifted GEMMs, its
+    channels_first twin gathered windows; each measurement is judged by the
+    cost of the form it timed (a fit judging shifted GEMMs' times by the
+    windows' cost would cut the gather cost to match them)."""
+    layer = {"filters": 4, "kernel_support": 8, "corr": True, "strides_down": 1,
+             "strides_up": 1, "padding": "valid", "channel_separable": False,
+             "dtype": "float32"}
+    last = tune_suite.SuiteCase(tuple({**layer, "data_format": "channels_last"}.items()),
+                                (1, 100_000, 32), 0)
+    first = tune_suite.SuiteCase(tuple({**layer, "data_format": "channels_first"}.items()),
+                                 (1, 32, 100_000), 0)
+    assert last.problem() == first.problem()
+    assert last.direct_variant(DEFAULT) == "direct-shifted"
+    assert first.direct_variant(DEFAULT) == "direct-windows"
+    seconds = {("direct", 0): 0.01, ("fft", 1024): 0.02}
+    suite = tune_fit.SuiteRegret(
+        [tune_suite.Measurement(c.problem(), seconds, str(c), c, c.direct_variant(DEFAULT))
+         for c in (last, first)], DEFAULT)
+    shifted, windows = suite._direct_costs(DEFAULT)
+    problem = last.problem()
+    assert shifted == planner.direct_cost(problem, DEFAULT, "direct-shifted")
+    assert windows == planner.direct_cost(problem, DEFAULT, "direct-windows") > shifted
+    cost = tune_suite.candidate_costs(problem, DEFAULT, variant="direct-shifted")
+    assert cost[("direct", 0)] == shifted
 
 
 def _result(config=DEFAULT):
