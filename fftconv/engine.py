@@ -539,9 +539,9 @@ class Engine:
             self.measurements += len(seconds)
         for _ in range(1, MEASURE_ROUNDS):
             contenders = _contenders(seconds, model.candidates[0])
-            while len(contenders) > 2 and 2 * sum(seconds[c] for c in contenders) > left():
+            while contenders and 2 * sum(seconds[c] for c in contenders) > left():
                 contenders.pop()
-            if len(contenders) < 2 or 2 * sum(seconds[c] for c in contenders) > left():
+            if len(contenders) < 2:
                 break
             for candidate in contenders:
                 run(candidate)
@@ -615,7 +615,9 @@ def _contenders(seconds: dict[Candidate, float], model_choice: Candidate) -> lis
     if not ranked:
         return []
     fastest = ranked[0]
-    chosen = [fastest] + [model_choice] * (model_choice != fastest and model_choice in seconds)
+    chosen = [fastest]
+    if model_choice != fastest and model_choice in seconds:
+        chosen.append(model_choice)
     chosen += [c for c in ranked[1:] if c not in chosen
                and seconds[c] <= CONTENDER_FACTOR * seconds[fastest]]
     return chosen if len(chosen) > 1 else []

@@ -125,12 +125,15 @@ class SuiteCase:
         return dict(self.layer)
 
     @property
+    def time_major(self) -> bool:
+        """Whether the call's arrays lie channels last in memory."""
+        return self.arguments["data_format"] == "channels_last"
+
+    @property
     def channels_first_shape(self) -> tuple[int, int, int]:
         """The input shape as ``(B, C_in, W)``."""
         b, w, c = self.input_shape
-        if self.arguments["data_format"] == "channels_first":
-            return self.input_shape
-        return (b, c, w)
+        return (b, c, w) if self.time_major else self.input_shape
 
     def spec(self) -> ConvSpec:
         """The layer's geometry."""
@@ -150,8 +153,7 @@ class SuiteCase:
     def direct_variant(self, config: Config, device: str = "cpu") -> str:
         """The form of the direct path this call runs under `config` on a kind of
         `device`: its layout counts (:func:`~fftconv.planner.direct_variant`)."""
-        return direct_variant(self.problem(), device, "auto",
-                              self.arguments["data_format"] == "channels_last",
+        return direct_variant(self.problem(), device, "auto", self.time_major,
                               device_config(config, device))
 
     def __str__(self) -> str:
@@ -160,7 +162,7 @@ class SuiteCase:
         strides = "".join([f" up{a['strides_up']}" if a["strides_up"] > 1 else "",
                            f" down{a['strides_down']}" if a["strides_down"] > 1 else ""])
         sep = " separable" if a["channel_separable"] else ""
-        last = "last" if a["data_format"] == "channels_last" else "first"
+        last = "last" if self.time_major else "first"
         return (f"K={a['kernel_support']}{strides}{sep} B={b} C={c} F={a['filters']} W={w} "
                 f"{np.dtype(a['dtype']).name} {last}")
 
@@ -393,7 +395,7 @@ def time_case(case: SuiteCase, keys: Sequence[Key], config: Config, repeat: int,
     x = rng.standard_normal(case.input_shape, dtype=dtype)
     kernel = rng.standard_normal((a["kernel_support"], case.channels_first_shape[1],
                                   a["filters"]), dtype=dtype)
-    time_major = a["data_format"] == "channels_last"
+    time_major = case.time_major
     engine = Engine(case.spec(), a["filters"], backend=backend, config=config)
     bk = engine.backend
     x = bk.to_device(x)  # once: the runs time the layer, not a copy to the device
