@@ -165,3 +165,17 @@ def test_reflect_pad_longer_than_input():
     y = signal_conv1d(x, kernel, padding="same_reflect")
     xe = np.pad(x[0, :, 0], 4, mode="reflect")
     assert_close(y[0, :, 0], np.convolve(xe, kernel[:, 0, 0], mode="valid"), 1e-12)
+
+
+def test_plan_for_takes_the_layers_layout_and_names_a_bad_shape():
+    last = SignalConv1D(3, 5, dtype="float64")
+    first = SignalConv1D(3, 5, dtype="float64", data_format="channels_first")
+    assert last.plan_for((2, 1000, 4)).problem == first.plan_for((2, 4, 1000)).problem
+    with pytest.raises(ValueError, match="`input_shape` must be known in full"):
+        last.plan_for((2, None, 4))
+    with pytest.raises(ValueError, match="`input_shape` width 3 is too short"):
+        last.plan_for((2, 3, 4))
+    with pytest.raises(TypeError, match="`input_shape` must be a sequence of integers"):
+        last.plan_for((2, "x", 4))
+    with pytest.raises(ValueError, match="`input_shape` must have rank 3"):
+        last.plan_for((2, 1000))
