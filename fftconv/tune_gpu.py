@@ -29,7 +29,7 @@ import numpy as np
 
 from fftconv.backends import Backend
 from fftconv.config import Config
-from fftconv.paths.fft import _per_bin_product
+from fftconv.paths.fft import _per_bin_product, kernel_spectra
 from fftconv.tune import TuneResult, tune_on
 
 #: Points transformed per timing of the cuFFT constants (rows * N).
@@ -72,7 +72,8 @@ def _product_ns(backend: Backend, c_in: int, c_out: int, repeat: int) -> float:
     xp = backend.xp
     batch, count, bins = 8, 64, 1025
     spec_in = xp.ones((batch, 1, c_in, count, bins), np.complex64)
-    spectra = xp.ones((1, bins, c_out, c_in), np.complex64)
+    spectra = kernel_spectra(np.ones((1, c_out, c_in, 1), np.float32), 2 * (bins - 1),
+                             backend)  # laid out as the path lays them out
     out = xp.empty((batch, 1, c_out, count, bins), np.complex64)
     ns = _median_ns(backend, lambda: _per_bin_product(spec_in, spectra, out, backend), repeat)
     return ns / (batch * c_in * c_out * count * bins)

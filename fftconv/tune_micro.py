@@ -42,9 +42,12 @@ def _product_ns(batch: int, c_in: int, c_out: int, repeat: int) -> float:
     rng = np.random.default_rng(1)
     shape = (batch, 1, c_in, count, bins)
     spec_in = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
-    spectra = np.ones((1, bins, c_out, c_in), np.complex64)
+    backend = get_backend("numpy")
+    spectra = kernel_spectra(np.ones((1, c_out, c_in, 1), np.float32), 2 * (bins - 1),
+                             backend)  # laid out as the path lays them out
     out = np.empty((batch, 1, c_out, count, bins), np.complex64)
-    seconds = _median_seconds(lambda: _per_bin_product(spec_in, spectra, out), repeat)
+    seconds = _median_seconds(lambda: _per_bin_product(spec_in, spectra, out, backend),
+                              repeat)
     return seconds * 1e9 / (batch * c_in * c_out * count * bins)
 
 

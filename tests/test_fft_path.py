@@ -45,6 +45,23 @@ def test_fft_matches_direct(problem, dtype, backend_name, seed):
     assert_close(y, expected, RTOL[np.dtype(dtype)])
 
 
+@pytest.mark.parametrize("backend_name", BACKENDS)
+@pytest.mark.parametrize("c_out, c_in", [(1, 1), (2, 3), (4, 7), (8, 8), (3, 16)])
+def test_kernel_spectra_are_laid_out_for_the_product(c_out, c_in, backend_name):
+    """Few channel pairs: each pair's bins contiguous (the broadcast product's reads);
+    many pairs: contiguous (G, F, Co, Ci) for the batched GEMMs; the values the same."""
+    backend = get_backend(backend_name)
+    w = np.random.default_rng(c_out * c_in).standard_normal((2, c_out, c_in, 5))
+    spectra = kernel_spectra(w, 16, backend)
+    assert spectra.shape == (2, 9, c_out, c_in)
+    if c_out * c_in < backend.traits.matmul_min_pairs:
+        assert spectra.transpose(0, 2, 3, 1).flags.c_contiguous
+    else:
+        assert spectra.flags.c_contiguous
+    expected = np.conj(np.fft.rfft(w, 16)).transpose(0, 3, 1, 2) / 16
+    np.testing.assert_allclose(spectra, expected, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("taps", [1000, 100_000])
 def test_float32_long_kernel_accuracy(taps):
