@@ -1,9 +1,19 @@
-"""What the process runs on: usable cores and the CPU model (for plans and records)."""
+"""What the process runs on: usable cores, the CPU model (for plans and records), and
+whether its other threads are busy (for timings)."""
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable
+
+#: Longest wait of :func:`wait_for_idle_threads`, seconds: OpenBLAS's workers spin
+#: about 0.1 s after a call (2**28 cycles), an OpenMP runtime's 0.2 s by default.
+IDLE_WAIT_SECONDS = 0.3
+#: :func:`wait_for_idle_threads` samples the process's CPU time over this many seconds.
+IDLE_SAMPLE_SECONDS = 0.004
+#: CPU seconds per second below which the process's other threads count as idle.
+IDLE_CPU_SHARE = 0.25
 
 
 def usable_cores() -> int:
@@ -28,3 +38,26 @@ def cpuinfo_value(names: Iterable[str]) -> str:
     except OSError:
         pass
     return ""
+
+
+def wait_for_idle_threads(timeout: float = IDLE_WAIT_SECONDS) -> float:
+    """Wait until no other thread of this process is busy; return the seconds waited.
+
+    After a BLAS call its worker threads keep spinning for a while (OpenBLAS
+    about 0.1 s), taking cores from whatever runs next: on two cores an FFT
+    call timed right after a direct-path call took up to twice its time.  A
+    program calling one layer repeatedly never sees that, so a timing of one
+    path after another waits here first.  Samples the process's CPU time
+    (:func:`time.process_time`, all its threads) while this thread sleeps for
+    :data:`IDLE_SAMPLE_SECONDS`, until it advances less than
+    :data:`IDLE_CPU_SHARE` of the time slept, or for `timeout` seconds at most
+    (a thread busy with other work ends the wait there).
+    """
+    start = time.perf_counter()
+    while True:
+        cpu, wall = time.process_time(), time.perf_counter()
+        time.sleep(IDLE_SAMPLE_SECONDS)
+        now = time.perf_counter()
+        if (time.process_time() - cpu < IDLE_CPU_SHARE * (now - wall)
+                or now - start >= timeout):
+            return now - start

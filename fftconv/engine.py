@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from fftconv import plan_wisdom
+from fftconv._machine import wait_for_idle_threads
 from fftconv.backends import Backend, backend_for, check_backend, get_backend
 from fftconv.backends.blocks import plans_held
 from fftconv.config import PLANNING_MODES, Config, device_config, load_config
@@ -470,8 +471,10 @@ class Engine:
         candidate wins.  Every timed run follows an untimed run of the same
         candidate, as a program calling the layer repeatedly runs it: the
         untimed one makes the FFT plans and kernel spectra, and lets the memory
-        and the worker threads that another candidate's run left behind settle
-        (which can double the next run's time on a small machine).  The model's
+        that another candidate's run left behind settle; before it, the worker
+        threads that run left spinning are waited for
+        (:func:`~fftconv._machine.wait_for_idle_threads`; either can double the
+        next run's time on a small machine).  The model's
         choice is timed at once; then, while ``config.planner.measure_seconds``
         (counted from the end of the first run) lasts, each other candidate,
         cheapest first, runs twice, the second run timed.  A candidate whose
@@ -531,6 +534,7 @@ class Engine:
             if candidate.cost_ns * 1e-9 * (1 if i == 0 else 2) > left():
                 break
             if i:
+                wait_for_idle_threads()
                 run(candidate)
                 if left() <= 0:
                     break
@@ -544,6 +548,7 @@ class Engine:
             if len(contenders) < 2:
                 break
             for candidate in contenders:
+                wait_for_idle_threads()
                 run(candidate)
                 timed_run(candidate)
         winner = model.candidates[0]

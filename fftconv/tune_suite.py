@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from fftconv._machine import wait_for_idle_threads
 from fftconv.backends import device_kind
 from fftconv.config import Config, device_config
 from fftconv.engine import Engine
@@ -377,7 +378,10 @@ def time_case(case: SuiteCase, keys: Sequence[Key], config: Config, repeat: int,
     ``size.candidate_seconds``.
     Each timed run follows an untimed run of the same candidate, as in a
     program calling one layer repeatedly: right after another candidate's run,
-    its leftover memory and spinning worker threads can double a run's time.
+    its leftover memory and spinning worker threads can double a run's time;
+    each candidate's turn also waits for the worker threads to go idle
+    (:func:`~fftconv._machine.wait_for_idle_threads`: the candidate timed after
+    the direct path's GEMMs took up to twice its time without it).
     A candidate whose warm-up took :data:`SLOW` times that long keeps the
     warm-up's time (an upper bound) and runs no more: the model was far off,
     and so slow a candidate is never the fastest.  On a device that compiles
@@ -416,6 +420,7 @@ def time_case(case: SuiteCase, keys: Sequence[Key], config: Config, repeat: int,
         for key in keys:
             if round_ and spent[key] >= size.candidate_seconds:
                 continue
+            wait_for_idle_threads()
             if round_:
                 run(key)
             seconds = run(key)

@@ -365,6 +365,63 @@ def test_rounds_retime_only_the_contenders(monkeypatch):
         == candidates[0]
 
 
+def test_wait_for_idle_threads_waits_out_a_busy_thread_up_to_its_timeout():
+    # In a process of its own: no other test's background planning is running.
+    script = textwrap.dedent("""
+        import threading, time
+        from fftconv._machine import wait_for_idle_threads
+
+        def busy_thread(seconds):
+            stop = time.perf_counter() + seconds
+            thread = threading.Thread(target=lambda: [None for _ in iter(
+                lambda: time.perf_counter() < stop, False)])
+            thread.start()
+            return thread
+
+        idle = wait_for_idle_threads()
+        thread = busy_thread(0.15)
+        spun = wait_for_idle_threads(timeout=2.0)
+        thread.join()
+        thread = busy_thread(1.0)
+        capped = wait_for_idle_threads(timeout=0.1)
+        thread.join()
+        print(idle, spun, capped)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout
+    idle, spun, capped = map(float, out.split())
+    assert idle < 0.05
+    assert 0.1 <= spun < 1.0
+    assert 0.1 <= capped < 0.5
+
+
+def _waits_at_every_change(runs):
+    """Whether a run of another candidate than the one before always follows a wait."""
+    previous, waited = None, False
+    for event in runs:
+        if event == "wait":
+            waited = True
+            continue
+        if previous is not None and event != previous and not waited:
+            return False
+        previous, waited = event, False
+    return True
+
+
+def test_each_candidate_waits_for_idle_worker_threads_before_its_runs(monkeypatch):
+    # Worker threads left spinning by one candidate's run (BLAS after the direct
+    # path) must not be charged to the next: every change of candidate waits.
+    clock, ran = _fake_runs(monkeypatch, lambda chosen: 1.0)
+    monkeypatch.setattr(engine_module, "wait_for_idle_threads", lambda: ran.append("wait"))
+    estimate, measure, x = _pair("strided")
+    expected = estimate(x)
+    ran.clear()
+    assert_close(measure(x), expected)
+    assert len({c for c in ran if c != "wait"}) >= 2 and "wait" in ran
+    assert _waits_at_every_change(ran)
+    assert not _waits_at_every_change(["a", "b"]) and _waits_at_every_change(["a", "a"])
+
+
 def test_later_rounds_time_every_candidate_close_to_the_fastest(monkeypatch):
     # All candidates take 1 s a run: every later round re-times each of them
     # (an untimed run, then a timed one) up to MEASURE_ROUNDS; the model's choice

@@ -190,6 +190,28 @@ def test_suite_is_seeded_and_within_its_bounds():
         assert {a[name] for a in layers} == values
 
 
+def test_each_suite_candidate_waits_for_idle_worker_threads(monkeypatch):
+    # The candidate timed after the direct path's GEMMs took up to twice its
+    # time while their worker threads spun: every candidate's turn waits first.
+    events = []
+    monkeypatch.setattr(tune_suite, "wait_for_idle_threads", lambda: events.append("wait"))
+    monkeypatch.setattr(tune_suite, "_run_seconds",
+                        lambda engine, chosen, *args: events.append((chosen.path, chosen.n_fft))
+                        or 0.001)
+    size = tune_suite.SUITES["tiny"]
+    case = next(c for c in tune_suite.make_suite("tiny", DEFAULT)
+                if len(tune_suite._timed_candidates(c.problem(), DEFAULT, size)) >= 2)
+    keys = tune_suite._timed_candidates(case.problem(), DEFAULT, size)
+    seconds, _ = tune_suite.time_case(case, keys, DEFAULT, 3, size)
+    assert set(seconds) == set(keys)
+    turns = [i for i, e in enumerate(events) if e == "wait"]
+    assert len(turns) == 4 * len(keys)  # the warm-up round and three timed ones
+    for i in turns:  # a turn: one run (warm-up) or two of the same candidate
+        run = events[i + 1:i + 3] if i + 2 < len(events) and events[i + 2] != "wait" \
+            else events[i + 1:i + 2]
+        assert len(set(run)) == 1 and "wait" not in run
+
+
 def _synthetic(truth, cases):
     """Times of every candidate the planner lists under `truth`, as if measured."""
     out = []
