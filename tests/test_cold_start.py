@@ -250,7 +250,8 @@ def test_results_are_right_on_every_piece(fftw, monkeypatch, dtype):
         y = corr_valid_fft(x, spectra, kp, n_fft, backend, int(budget))
         assert_close(y, corr_valid_direct(x.astype(np.float64), w.astype(np.float64)),
                      RTOL[np.dtype(dtype)])
-    assert "FFTW_MEASURE" in backend.block_plans_built
+    # Measured plans: made now, or from the wisdom of an earlier test's in this process.
+    assert {"FFTW_MEASURE", "wisdom"} & set(backend.block_plans_built)
 
 
 # -- planning time in the choice of a one-off call -------------------------------
