@@ -235,7 +235,7 @@ def plan(spec: ConvSpec, input_shape: Sequence[int], dtype: np.dtype | str, back
 
     problem = problem_for(spec, (batch, c_in, width), filters, dtype.itemsize)
     variant = direct_variant(problem, device, method, time_major, config)
-    direct = Candidate("direct", 0, direct_cost(problem, config, variant))
+    direct = Candidate("direct", 0, direct_cost(problem, config, variant, time_major))
     ffts = fft_candidates(problem, config, prepared)
     pool = {"auto": [direct, *ffts], "direct": [direct], "fft": ffts}[method_path(method)]
     ranked = sorted(pool, key=lambda c: c.cost_ns)
@@ -299,10 +299,12 @@ def direct_variant(p: Problem, device: str = "cpu", method: str = "auto",
         return "direct-windows"
     if config is None:
         return "direct-shifted"
-    return min(("direct-shifted", "direct-windows"), key=lambda v: direct_cost(p, config, v))
+    return min(("direct-shifted", "direct-windows"),
+               key=lambda v: direct_cost(p, config, v, time_major=True))
 
 
-def direct_cost(p: Problem, config: Config, variant: str | None = None) -> float:
+def direct_cost(p: Problem, config: Config, variant: str | None = None,
+                time_major: bool = False) -> float:
     """Estimated ns of the direct path: GEMMs plus data movement plus blocks.
 
     Shifted GEMMs move the input and the output once; the FIR kernel too, in
@@ -311,8 +313,11 @@ def direct_cost(p: Problem, config: Config, variant: str | None = None) -> float
     ``shifted_min_channels`` (shifted GEMMs on time-major data, see
     :func:`direct_variant`) run their products that many times slower: a thin
     GEMM is bound by reading its long operand (on a 2-core CPU, 29 -> 9 channels
-    with 52 taps in float64 took 1.7x the estimate without it).  `variant` None
-    is :func:`direct_variant` of `p` on the configuration's device.
+    with 52 taps in float64 took 1.7x the estimate without it).  Windows
+    gathered from `time_major` data of at least the device's
+    ``shifted_min_in_channels_time_major`` input channels, read with a stride of
+    ``Ci`` samples, cost its ``time_major_gather_factor`` times more per byte.
+    `variant` None is :func:`direct_variant` of `p` on the configuration's device.
     """
     c = config.direct
     factor = c.float64_factor if p.itemsize == 8 else 1.0
@@ -330,7 +335,10 @@ def direct_cost(p: Problem, config: Config, variant: str | None = None) -> float
     else:
         gathered = p.batch * p.groups * p.in_channels * p.kernel_length * p.outputs * p.itemsize
         calls = max(1, -(-gathered // config.memory.direct_bytes))
-        moved = gathered + p.batch * p.groups * p.out_channels * p.outputs * p.itemsize
+        traits = device_traits(config.device)
+        strided = time_major and p.in_channels >= traits.shifted_min_in_channels_time_major
+        moved = (gathered * (traits.time_major_gather_factor if strided else 1.0)
+                 + p.batch * p.groups * p.out_channels * p.outputs * p.itemsize)
     return (p.macs * c.ns_per_mac * factor + moved * c.gather_ns_per_byte
             + calls * c.call_overhead_ns)
 

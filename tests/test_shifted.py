@@ -89,7 +89,7 @@ def test_rule():
                                                                    (1, 2, False), (3, 2, False)])
 def test_layer_with_many_channels_uses_shifted_gemms(padding, data_format, strides_down,
                                                      strides_up, corr):
-    c_in, filters, k, width = 12, 16, 7, 1200  # long enough for shifted GEMMs to pay
+    c_in, filters, k, width = 12, 16, 7, 5000  # long enough for shifted GEMMs to pay
     x = RNG.standard_normal((3, width, c_in))
     if data_format == "channels_first":
         x = x.transpose(0, 2, 1)
@@ -212,3 +212,28 @@ def test_thin_shifted_gemms_cost_more_per_product():
     assert per_mac(4 * wide, 2 * wide) == pytest.approx(full)
     assert per_mac(wide, 2) == pytest.approx(full * wide / 2)
     assert per_mac(4, 64) == pytest.approx(full * wide / 4)
+
+
+def test_windows_gathered_from_time_major_data_cost_more_per_byte():
+    """Windows read with a stride of Ci samples (time-major data, from
+    ``shifted_min_in_channels_time_major`` input channels) are estimated
+    ``time_major_gather_factor`` times dearer per gathered byte; fewer input
+    channels, channels-first data and the other forms are not."""
+    config = load_config()
+    gather_only = dataclasses.replace(config, direct=dataclasses.replace(
+        config.direct, ns_per_mac=0.0, call_overhead_ns=0.0))
+    few = CPU_TRAITS.shifted_min_in_channels_time_major
+
+    def gather_ns(ci, variant="direct-windows", time_major=True):
+        p = Problem(batch=2, groups=1, in_channels=ci, out_channels=3, kernel_length=5,
+                    outputs=1000, itemsize=4)
+        written = p.batch * p.out_channels * p.outputs * p.itemsize
+        return (direct_cost(p, gather_only, variant, time_major)
+                / config.direct.gather_ns_per_byte - written) / (ci * p.kernel_length)
+
+    factor = CPU_TRAITS.time_major_gather_factor
+    assert factor > 1
+    assert gather_ns(few) == pytest.approx(factor * gather_ns(few, time_major=False))
+    assert gather_ns(few - 1) == pytest.approx(gather_ns(few - 1, time_major=False))
+    assert direct_cost(_problem(1, few, 3), config, "direct-shifted", True) \
+        == direct_cost(_problem(1, few, 3), config, "direct-shifted", False)

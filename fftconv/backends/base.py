@@ -48,6 +48,10 @@ class DeviceTraits:
         memory) from two output channels: windows gathered along time would
         read the input with a stride of Ci samples (see
         :func:`~fftconv.planner.direct_variant`).
+    time_major_gather_factor : float
+        Cost of gathering windows from such time-major data (at least
+        ``shifted_min_in_channels_time_major`` input channels) per byte, over
+        gathering them from channels-first data (:func:`~fftconv.planner.direct_cost`).
     compiles_at_first_use : bool
         Whether the device's kernels are compiled at their first use in a
         process (CuPy's element-wise kernels through NVRTC), so that a first
@@ -58,6 +62,7 @@ class DeviceTraits:
     matmul_min_pairs: int
     shifted_min_channels: int
     shifted_min_in_channels_time_major: int
+    time_major_gather_factor: float = 1.0
     compiles_at_first_use: bool = False
 
 
