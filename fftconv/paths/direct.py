@@ -62,16 +62,18 @@ def corr_valid_direct(x: Any, w: Any, block_bytes: int = BLOCK_BYTES,
             gathered = backend.scratch("windows.gathered", view.shape, x.dtype)
             gathered[...] = view
             cols = gathered.reshape(groups, c_in * kp, (b1 - b0) * (t1 - t0))
-            if rows_out is None:
-                res = xp.matmul(wm, cols).reshape(groups, c_out, b1 - b0, t1 - t0)
-                out[b0:b1, :, :, t0:t1] = res.transpose(2, 0, 1, 3)
-            elif groups == 1:  # whole rows or one batch item: a contiguous target
+            if rows_out is not None and groups == 1:  # a contiguous target: rows in place
                 target = backend.reshape_view(rows_out[b0:b1, t0:t1], (-1, c_out))
                 xp.matmul(cols[0].T, wm[0].T, out=target)
+                continue
+            # (G, Co, N) products of contiguous operands, then laid out: on
+            # time-major data, (N, Ci*Kp) @ (Ci*Kp, Co) products of the transposed
+            # windows took 1.6-3.4x longer (8 groups of 1 -> 3 channels, 1-5 taps).
+            res = xp.matmul(wm, cols).reshape(groups, c_out, b1 - b0, t1 - t0)
+            if rows_out is None:
+                out[b0:b1, :, :, t0:t1] = res.transpose(2, 0, 1, 3)
             else:
-                res = xp.matmul(cols.transpose(0, 2, 1), wm.transpose(0, 2, 1))
-                rows_out[b0:b1, t0:t1] = res.reshape(groups, b1 - b0, t1 - t0,
-                                                     c_out).transpose(1, 2, 0, 3)
+                rows_out[b0:b1, t0:t1] = res.transpose(2, 3, 0, 1)
     return out.reshape(b, groups * c_out, t_total)
 
 
