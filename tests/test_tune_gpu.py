@@ -92,8 +92,10 @@ def test_tune_times_each_candidate_forced_on_the_gpu_and_fits_the_cupy_section(
     assert all(events[i + 1] == "synchronize" for i, _ in runs)
     counts = collections.Counter(candidate for _, (candidate, _) in runs)
     assert len(counts) == result.timings > result.problems >= 1
-    # A warm-up run, then an untimed and a timed run (repeat=1); a slow warm-up is the last.
-    assert set(counts.values()) <= {1, 3}
+    # A warm-up run, then an untimed and a timed run (repeat=1).  A warm-up slower
+    # than SLOW times the candidate budget (a loaded machine) warms up once more,
+    # kernels compiling at first use on a GPU, and is the last if still slow.
+    assert set(counts.values()) <= {2, 3, 4}
     assert _sections(result.config) == _sections(DEFAULT)
     fitted = {key for key in result.config.cupy.__dataclass_fields__
               if getattr(result.config.cupy, key) != getattr(DEFAULT.cupy, key)}
