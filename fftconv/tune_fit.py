@@ -130,7 +130,7 @@ class SuiteRegret:
             if not m.seconds or not all(t > 0 and math.isfinite(t) for t in m.seconds.values()):
                 raise ValueError(f"`measurements[{i}].seconds` must hold finite times > 0, "
                                  f"got {dict(m.seconds)!r}.")
-            ref = candidate_costs(m.problem, reference, device, m.direct_variant)
+            ref = candidate_costs(m.problem, reference, device, m.direct_variant, m.time_major)
             best, worst = min(m.seconds.values()), max(m.seconds.values())
             ffts = sorted((k[1], t) for k, t in m.seconds.items() if k[0] == "fft")
             logs = [math.log(t / ref[k]) for k, t in m.seconds.items() if ref.get(k, 0) > 0]
@@ -189,7 +189,7 @@ class SuiteRegret:
         key = _sections_but(config, "fft")
         found = self._direct_memo.get(key)
         if found is None:
-            found = [direct_cost(m.problem, config, m.direct_variant)
+            found = [direct_cost(m.problem, config, m.direct_variant, m.time_major)
                      for m in self.measurements]
             if len(self._direct_memo) >= 64:
                 self._direct_memo.pop(next(iter(self._direct_memo)))

@@ -254,7 +254,8 @@ def _narrowed(layer: dict, shape: list[int], size: SuiteSize, config: Config,
     while True:
         current = case()
         problem = current.problem()
-        costs = candidate_costs(problem, config, device, current.direct_variant(config, device))
+        costs = candidate_costs(problem, config, device, current.direct_variant(config, device),
+                                current.time_major)
         ffts = [k for k in costs if k[0] == "fft"]
         fits = (_case_bytes(current) <= size.max_bytes
                 and min(costs.values()) / 1e9 <= size.case_seconds
@@ -287,6 +288,9 @@ class Measurement:
         The form of the direct path timed (the call's layout decides it, see
         :meth:`SuiteCase.direct_variant`); None: the form
         :func:`~fftconv.planner.direct_variant` gives `problem` on the device.
+    time_major : bool
+        Whether the call's arrays lie channels last in memory (gathering
+        windows from them costs more, see :func:`~fftconv.planner.direct_cost`).
     """
 
     problem: Problem
@@ -294,17 +298,18 @@ class Measurement:
     label: str = ""
     case: SuiteCase | None = None
     direct_variant: str | None = None
+    time_major: bool = False
 
 
 def candidate_costs(problem: Problem, config: Config, device: str = "cpu",
-                    variant: str | None = None) -> dict[Key, float]:
+                    variant: str | None = None, time_major: bool = False) -> dict[Key, float]:
     """Every candidate's estimated ns under `config` on a kind of `device` ('cpu' or 'cuda').
 
     The direct candidate (in the form `variant`, None: :func:`direct_cost`'s
-    default) first, then the FFT lengths, cheapest first.
+    default, on `time_major` data or not) first, then the FFT lengths, cheapest first.
     """
     config = device_config(config, device)
-    costs = {("direct", 0): direct_cost(problem, config, variant)}
+    costs = {("direct", 0): direct_cost(problem, config, variant, time_major)}
     for candidate in fft_candidates(problem, config):
         costs.setdefault(("fft", candidate.n_fft), candidate.cost_ns)
     return costs
@@ -334,7 +339,7 @@ def _nearest_fast_length(target: float, low: int, high: int, limit: int) -> int 
 
 def _timed_candidates(problem: Problem, config: Config, size: SuiteSize,
                       prefer_longer: bool = False, device: str = "cpu",
-                      variant: str | None = None) -> list[Key]:
+                      variant: str | None = None, time_major: bool = False) -> list[Key]:
     """What to time: the direct path (unless far off) and ``size.fft_lengths`` FFT lengths.
 
     The model's best FFT length, then a length about half and one about
@@ -343,9 +348,9 @@ def _timed_candidates(problem: Problem, config: Config, size: SuiteSize,
     then the model's other FFT candidates.  Lengths whose buffers do not fit
     (:func:`_fft_fits`), and candidates estimated above
     ``size.candidate_seconds`` are left out.  Estimated with `config` on `device`,
-    the direct path in the form `variant`.
+    the direct path in the form `variant` on `time_major` data or not.
     """
-    costs = candidate_costs(problem, config, device, variant)
+    costs = candidate_costs(problem, config, device, variant, time_major)
     ffts = [k for k in costs if k[0] == "fft"]
     chosen: list[Key] = []
     if ffts and costs[ffts[0]] / 1e9 <= size.candidate_seconds:
@@ -493,7 +498,7 @@ def measure_suite(cases: Sequence[SuiteCase], config: Config, repeat: int = 3,
         problem = case.problem()
         variant = case.direct_variant(config, device)
         keys = _timed_candidates(problem, config, size, prefer_longer=i % 2 == 1,
-                                 device=device, variant=variant)
+                                 device=device, variant=variant, time_major=case.time_major)
         start = time.perf_counter()
         seconds, warm = (time_case(case, keys, config, repeat, size, backend) if keys
                          else ({}, 0.0))
@@ -502,7 +507,7 @@ def measure_suite(cases: Sequence[SuiteCase], config: Config, repeat: int = 3,
         log(f"case {i + 1}/{len(cases)}: {case}: {times} ms "
             f"[{time.perf_counter() - start:.1f} s, warm-up {warm:.1f} s]")
         if seconds:
-            out.append(Measurement(problem, seconds, str(case), case, variant))
+            out.append(Measurement(problem, seconds, str(case), case, variant, case.time_major))
     return out
 
 

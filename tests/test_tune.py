@@ -306,6 +306,21 @@ def test_the_fit_costs_the_direct_form_that_was_timed():
     assert cost[("direct", 0)] == shifted
 
 
+def test_the_fit_costs_windows_gathered_from_time_major_data_as_the_planner_does():
+    problem = planner.Problem(batch=2, groups=1, in_channels=12, out_channels=3,
+                              kernel_length=40, outputs=5000, itemsize=4)
+    seconds = {("direct", 0): 0.01, ("fft", 1024): 0.02}
+    suite = tune_fit.SuiteRegret(
+        [tune_suite.Measurement(problem, seconds, "", None, "direct-windows", time_major)
+         for time_major in (True, False)], DEFAULT)
+    strided, plain = suite._direct_costs(DEFAULT)
+    assert strided == planner.direct_cost(problem, DEFAULT, "direct-windows", True) > plain
+    assert plain == planner.direct_cost(problem, DEFAULT, "direct-windows", False)
+    cost = tune_suite.candidate_costs(problem, DEFAULT, variant="direct-windows",
+                                      time_major=True)
+    assert cost[("direct", 0)] == strided
+
+
 def _result(config=DEFAULT):
     stats = tune_fit.RegretStats(1.0, 1.25, 2.5)
     return tune.TuneResult(config=config, suite="quick", problems=20, timings=55,
