@@ -320,14 +320,14 @@ def direct_cost(p: Problem, config: Config, variant: str | None = None,
     `variant` None is :func:`direct_variant` of `p` on the configuration's device.
     """
     c = config.direct
+    traits = device_traits(config.device)
     factor = c.float64_factor if p.itemsize == 8 else 1.0
     variant = variant or direct_variant(p, config.device)
     rows = p.outputs + p.kernel_length - 1
     if variant == "direct-shifted":
         moved = p.batch * rows * (p.in_channels + p.out_channels) * p.itemsize
         calls = max(1, -(-moved // config.memory.direct_bytes)) * p.kernel_length
-        full = device_traits(config.device).shifted_min_channels
-        factor *= max(1.0, full / min(p.in_channels, p.out_channels))
+        factor *= max(1.0, traits.shifted_min_channels / min(p.in_channels, p.out_channels))
     elif variant == "direct-fir":
         samples = p.in_channels * rows + p.out_channels * p.outputs
         moved = p.batch * p.groups * samples * p.itemsize
@@ -335,7 +335,6 @@ def direct_cost(p: Problem, config: Config, variant: str | None = None,
     else:
         gathered = p.batch * p.groups * p.in_channels * p.kernel_length * p.outputs * p.itemsize
         calls = max(1, -(-gathered // config.memory.direct_bytes))
-        traits = device_traits(config.device)
         strided = time_major and p.in_channels >= traits.shifted_min_in_channels_time_major
         moved = (gathered * (traits.time_major_gather_factor if strided else 1.0)
                  + p.batch * p.groups * p.out_channels * p.outputs * p.itemsize)
