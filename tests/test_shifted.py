@@ -224,11 +224,11 @@ def test_windows_gathered_from_time_major_data_cost_more_per_byte():
         config.direct, ns_per_mac=0.0, call_overhead_ns=0.0))
     few = CPU_TRAITS.shifted_min_in_channels_time_major
 
-    def gather_ns(ci, variant="direct-windows", time_major=True):
+    def gather_ns(ci, time_major=True):
         p = Problem(batch=2, groups=1, in_channels=ci, out_channels=3, kernel_length=5,
                     outputs=1000, itemsize=4)
         written = p.batch * p.out_channels * p.outputs * p.itemsize
-        return (direct_cost(p, gather_only, variant, time_major)
+        return (direct_cost(p, gather_only, "direct-windows", time_major)
                 / config.direct.gather_ns_per_byte - written) / (ci * p.kernel_length)
 
     factor = CPU_TRAITS.time_major_gather_factor
