@@ -318,7 +318,7 @@ def _plan(args: argparse.Namespace) -> int:
         curves = plan_cost_curves(layer.spec, channels_first, layer.dtype,
                                   filters=layer.filters, config=engine.config,
                                   backend=engine.backend.name, threads=engine.backend.threads,
-                                  time_major=layer.data_format == "channels_last")
+                                  time_major=layer.time_major)
         title = describe_layer(layer.spec, channels_first, layer.dtype, layer.filters,
                                engine.config)
         plan_cost_figure(curves, title).savefig(args.plot, dpi=100)

@@ -199,7 +199,7 @@ def _preferred_chunk(layer: Any, x: Any, w_axis: int) -> int:
     engine = layer.engine
     chosen = plan(layer.spec, (batch, c_in, x.shape[w_axis]), layer.dtype, engine.backend_name,
                   engine.config, filters=layer.filters, method=layer.method,
-                  time_major=layer.data_format == "channels_last")
+                  time_major=layer.time_major)
     return chosen.block * polyphase(layer.spec).in_phases if chosen.path == "fft" else 0
 
 

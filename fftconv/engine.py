@@ -27,7 +27,6 @@ from fftconv.planner import (
     Plan,
     Prepared,
     check_method,
-    direct_cost,
     measurable_fft_candidates,
     method_path,
     plan,
@@ -455,12 +454,9 @@ class Engine:
             return None
         listed = [c for c in model.candidates if c.path == path
                   and (path == "direct" or c.n_fft == n_fft)]
-        if listed:
+        if listed:  # the direct path always is (see :func:`~fftconv.planner.plan`)
             return model.choose(listed[0])
         config = device_config(self.config, model.device)
-        if path == "direct":
-            return model.choose(Candidate("direct", 0, direct_cost(model.problem, config,
-                                                                   model.direct_variant)))
         lengths = [c for c in measurable_fft_candidates(model.problem, config)
                    if c.n_fft == n_fft]
         return model.choose(lengths[0]) if lengths else None

@@ -207,8 +207,13 @@ class SignalConv1D:
         return self.input_channels is not None
 
     @property
+    def time_major(self) -> bool:
+        """Whether inputs and outputs are ``(B, W, C)`` arrays (``data_format='channels_last'``)."""
+        return self.data_format == "channels_last"
+
+    @property
     def _channel_axis(self) -> int:
-        return 1 if self.data_format == "channels_first" else 2
+        return 2 if self.time_major else 1
 
     def _output_channels(self, input_channels: int) -> int:
         return input_channels * self.filters if self.channel_separable else self.filters
@@ -386,7 +391,7 @@ class SignalConv1D:
         shape = _check_shape(input_shape, "input_shape")
         if None in shape:
             raise ValueError(f"`input_shape` must be known in full, got {shape}.")
-        last = self.data_format == "channels_last"
+        last = self.time_major
         channels_first = (shape[0], shape[2], shape[1]) if last else shape
         return self.engine.plan_for(channels_first, self.dtype, last)
 
@@ -416,13 +421,13 @@ class SignalConv1D:
             # Host data stays there: the engine moves it (by slices, overlapped).
             x = as_real_array(x, "x", self.dtype, xp=backend.xp if placed else None)
             self._check_input(x.shape)
-            if self.data_format == "channels_last":
+            if self.time_major:
                 x = x.transpose(0, 2, 1)
             y = self._output(x, activation=self.activation if elementwise else None,
                              to_host=elementwise and not placed)
             if not elementwise:
                 y = self.activation(y)
-            if self.data_format == "channels_last":
+            if self.time_major:
                 y = y.transpose(0, 2, 1)
             y = array_module(y).ascontiguousarray(y, dtype=self.dtype)
         return y if placed or elementwise else backend.to_host(y)
@@ -446,7 +451,7 @@ class SignalConv1D:
             return y if activation is None else activation(y)
 
         return self.engine(x, lambda: self.kernel, self._kernel_token(),
-                           time_major=self.data_format == "channels_last", keep=keep,
+                           time_major=self.time_major, keep=keep,
                            to_host=to_host, finish=finish)
 
     # -- gradients -----------------------------------------------------------
@@ -513,7 +518,7 @@ class SignalConv1D:
             if g.shape != expected:
                 raise ValueError(f"`g` must have the shape of the output {expected} for `x` "
                                  f"of shape {x.shape}, got {g.shape}.")
-            last = self.data_format == "channels_last"
+            last = self.time_major
             if last:
                 x, g = x.transpose(0, 2, 1), g.transpose(0, 2, 1)
             kept = {} if keep_spectra else None

@@ -210,7 +210,7 @@ class _SignalConv(torch.autograd.Function):
     def forward(ctx: Any, x: torch.Tensor, bias: torch.Tensor | None, module: SignalConv1d,
                 keep: bool, *weights: torch.Tensor) -> torch.Tensor:
         layer = module._layer
-        last = layer.data_format == "channels_last"
+        last = layer.time_major
         kernel = module._kernel_array([_host(w) for w in weights])
         token = _digest(kernel)
         xa = _array(x)
@@ -230,7 +230,7 @@ class _SignalConv(torch.autograd.Function):
     def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         (x,) = ctx.saved_tensors
         layer = ctx.module._layer
-        last = layer.data_format == "channels_last"
+        last = layer.time_major
         needs = ctx.needs_input_grad
         xa, ga = _array(x), _array(g)
         if last:
