@@ -395,6 +395,31 @@ def test_wait_for_idle_threads_waits_out_a_busy_thread_up_to_its_timeout():
     assert 0.1 <= capped < 0.5
 
 
+def test_wait_for_idle_threads_needs_idle_samples_in_a_row(monkeypatch):
+    """A spinning thread that got no core for one sample (a loaded machine) is waited out."""
+    from fftconv import _machine
+
+    busy = iter([True, False, True, False, False, True])  # per sample: other threads busy?
+
+    class Clock:
+        wall = cpu = 0.0
+
+        def perf_counter(self):
+            return self.wall
+
+        def process_time(self):
+            return self.cpu
+
+        def sleep(self, seconds):
+            self.wall += seconds
+            self.cpu += seconds if next(busy) else 0.0
+
+    clock = Clock()
+    monkeypatch.setattr(_machine, "time", clock)
+    waited = _machine.wait_for_idle_threads(timeout=1.0)
+    assert _machine.IDLE_SAMPLES == 2
+    assert waited == pytest.approx(5 * _machine.IDLE_SAMPLE_SECONDS)
+
 def _waits_at_every_change(runs):
     """Whether a run of another candidate than the one before always follows a wait."""
     previous, waited = None, False
