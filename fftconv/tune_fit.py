@@ -74,10 +74,10 @@ EXTRAPOLATION_PER_OCTAVE = 1.25
 WORST_WEIGHT = 0.25
 #: Weight of the mean squared log factor in the objective: among equally good
 #: fits it keeps the constants nearest their micro-benchmark values, and it
-#: keeps a suite's few timings from moving a constant far.  With 1e-3, fits to
-#: an 80-call suite chose the FFT path for two short-kernel layers of the
-#: planner report at twice their direct time; with 0.02 their choices matched
-#: the packaged default's, itself fitted so to 160 calls.
+#: keeps a suite's few timings from moving a constant far.  With 1e-3, a fit to
+#: an 80-call suite chose the FFT path for a short-kernel layer of the planner
+#: report at 1.8-2x its direct time (replayed on two runs' timings); with 0.02
+#: its choices matched the packaged default's, itself fitted so to 160 calls.
 PRIOR_WEIGHT = 0.02
 
 
