@@ -41,7 +41,7 @@ MAX_PLANS = 256
 #: FFT lengths measured with ``planning='measure'``: the model's cheapest and its nearest.
 #: On a 2-core CPU the cost of upsampled long-kernel layers is flat over three
 #: octaves of length, and the fastest lay three octaves from the model's choice
-#: (4096 against 32768 for a 3391-tap kernel upsampled 4x, 14 % faster in two runs).
+#: (4096 against 32768 for a 3391-tap kernel upsampled 4x, 12 % faster in two runs).
 MEASURED_FFT_LENGTHS = 5
 #: Candidates the model estimates above this multiple of its best are not measured.
 HOPELESS_FACTOR = 10.0

@@ -575,7 +575,7 @@ def test_the_fft_lengths_timed_are_the_models_cheapest_and_its_nearest(monkeypat
 def test_fft_lengths_three_octaves_from_the_models_choice_are_timed():
     """A 3391-tap kernel upsampled 4x (847-tap phase kernels), 38 separable
     channels: the model's cheapest length is 32768, the fastest on a 2-core
-    machine 4096 (14 % faster in two runs), three octaves away."""
+    machine 4096 (12 % faster in two runs), three octaves away."""
     spec = ConvSpec.from_arguments(3391, False, 4, 4, "same_zeros", None, True)
     model = plan(spec, (1, 38, 125416), np.float64, "numpy", DEFAULT, filters=1,
                  time_major=True)
