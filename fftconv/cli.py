@@ -305,8 +305,7 @@ def _plan(args: argparse.Namespace) -> int:
     layer = SignalConv1D(**_layer_arguments(args))
     shape = args.input_shape
     layer.compute_output_shape(shape)  # validates the width
-    channels_first = shape if layer.data_format == "channels_first" else (
-        shape[0], shape[2], shape[1])
+    channels_first = (shape[0], shape[2], shape[1]) if layer.time_major else shape
     print(layer)
     print(f"input shape {shape} -> output shape {layer.compute_output_shape(shape)}")
     print(layer.plan_for(shape))

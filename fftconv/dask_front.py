@@ -94,7 +94,7 @@ def apply(layer: Any, x: Any, *, min_chunk: int | None = None) -> Any:
         raise ValueError(f"`x` has chunks of unknown size (shape {x.shape}); call "
                          f"x.compute_chunk_sizes() first.")
     layer._check_input(x.shape)
-    w_axis, c_axis = (2, 1) if layer.data_format == "channels_first" else (1, 2)
+    w_axis, c_axis = (1, 2) if layer.time_major else (2, 1)
     spec, width = layer.spec, x.shape[w_axis]
     n_out = spec.output_width(width)
 

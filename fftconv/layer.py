@@ -372,9 +372,9 @@ class SignalConv1D:
         width = shape[3 - self._channel_axis]
         if width is not None:
             width = self.spec.checked_output_width(width, "input_shape")
-        if self.data_format == "channels_first":
-            return (shape[0], c_out, width)
-        return (shape[0], width, c_out)
+        if self.time_major:
+            return (shape[0], width, c_out)
+        return (shape[0], c_out, width)
 
     def plan_for(self, input_shape: Sequence[int]) -> Plan:
         """The plan the layer runs on inputs of `input_shape` (its `data_format`).

@@ -109,9 +109,8 @@ class SignalConv1d(nn.Module):
             backend=backend, config=config, planning=planning)
         self.output_activation = None if named else activation
         self.keep_spectra = bool(keep_spectra)
-        first = self._layer.data_format == "channels_first"
-        self._layer.build((None, self.in_channels, None) if first else
-                          (None, None, self.in_channels))
+        self._layer.build((None, None, self.in_channels) if self._layer.time_major else
+                          (None, self.in_channels, None))
         self._adjoint = Adjoint(self._layer.engine)
         self.weight_names = self._layer.weight_names()
         for name, value in zip(self.weight_names, self._layer.get_weights(), strict=True):

@@ -420,6 +420,7 @@ def test_wait_for_idle_threads_needs_idle_samples_in_a_row(monkeypatch):
     assert _machine.IDLE_SAMPLES == 2
     assert waited == pytest.approx(5 * _machine.IDLE_SAMPLE_SECONDS)
 
+
 def _waits_at_every_change(runs):
     """Whether a run of another candidate than the one before always follows a wait."""
     previous, waited = None, False
@@ -584,6 +585,7 @@ def test_fft_lengths_three_octaves_from_the_models_choice_are_timed():
     lengths = [c.n_fft for c in timed if c.path == "fft"]
     assert len(lengths) == engine_module.MEASURED_FFT_LENGTHS == 5
     assert {4096, 8192, 16384, 32768, 65536} == set(lengths)
+
 
 def test_concurrent_first_calls_measure_once():
     estimate, measure, x = _pair("separable")
