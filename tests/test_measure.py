@@ -536,6 +536,24 @@ def test_the_models_choice_is_timed_again_however_slow_its_first_runs(monkeypatc
     assert set(later) == set(candidates)  # the others as close as the fastest too
 
 
+def test_the_measured_fastest_wins_however_close(monkeypatch):
+    # The last candidate takes 0.99 s a run, the others (the model's choice among
+    # them) 1 s: 1 % faster, it replaces the model's choice, and its result is
+    # the call's.
+    last = []
+    clock, ran = _fake_runs(monkeypatch, lambda chosen: 0.99 if chosen.candidates[0] == last[0]
+                            else 1.0)
+    estimate, measure, x = _pair("strided")
+    model, candidates = _measurable(measure, x)
+    assert len(candidates) >= 2
+    last.append(candidates[-1])
+    expected = estimate(x)
+    ran.clear()
+    assert_close(measure(x), expected)
+    assert ran[-1] == last[0]  # run once more for the call's result
+    assert measure.plan_for(x.shape).candidates[0] == last[0]
+
+
 def test_hopeless_candidates_and_forced_methods_are_not_measured():
     _, measure, x = _pair("strided")
     model, candidates = _measurable(measure, x)
