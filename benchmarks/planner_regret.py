@@ -528,6 +528,24 @@ def choice_regret(row: dict, method: str) -> float | None:
     return forced["min_ms"] / row["methods"][best]["min_ms"]
 
 
+def instance_spread(rows: list[dict], methods: list[str]) -> list[float]:
+    """Per configuration and method: the slower / the faster of two timings of one candidate.
+
+    The method's own calls and the forced calls of the candidate it ran run
+    the same computation in two objects, taking turns in the same process, so
+    their ratio is the timing noise alone: the resolution of the regrets.
+    """
+    spread = []
+    for row in rows:
+        for method in methods:
+            t = row["methods"].get(method)
+            forced = t and t["status"] == "ok" and t["chosen"] and row["methods"].get(t["chosen"])
+            if forced and forced["status"] == "ok":
+                a, b = t["min_ms"], forced["min_ms"]
+                spread.append(max(a, b) / min(a, b))
+    return spread
+
+
 def wrong_path(rows: list[dict], method: str) -> int:
     """Configurations where `method` ran the other path than the fastest forced
     candidate and lost more than ``MISTAKE_REGRET`` by its choice (closer calls
@@ -568,7 +586,8 @@ def summarize(rows: list[dict], methods: list[str]) -> list[dict]:
     return table
 
 
-def render_summary(table: list[dict], rows: list[dict], notes: dict[str, str]) -> str:
+def render_summary(table: list[dict], rows: list[dict], methods: list[str],
+                   notes: dict[str, str]) -> str:
     cols = f"{'n':>3} {'median':>6} {'p90':>6} {'worst':>6} {f'<={MISTAKE_REGRET:.2f}':>6}"
     width = len(cols)
     header = (f"{'':<26} {'own calls':^{width}} | {'by choice':^{width}} |\n"
@@ -602,6 +621,14 @@ def render_summary(table: list[dict], rows: list[dict], notes: dict[str, str]) -
         f"fastest; wrong path: ran the slower path and lost more than that by its choice.",
         f"{len(rows)} configurations; direct skipped on {n_direct_skipped} where the model "
         f"estimates it above {DIRECT_SKIP_S:g} s ('always direct' covers the others only)."]
+    spread = _stats(instance_spread(rows, methods))
+    if spread["n"]:
+        lines.append(
+            f"resolution: a method's own calls against the forced calls of the candidate it "
+            f"ran (the same computation in two objects), slower / faster: median "
+            f"{spread['median']:.2f}, p90 {spread['p90']:.2f}, worst {spread['worst']:.2f}; "
+            f"{spread['n'] - spread['within']} of {spread['n']} pairs differ by more than "
+            f"{MISTAKE_REGRET - 1:.0%}.")
     return "\n".join(lines)
 
 
@@ -839,7 +866,7 @@ def report(rows: list[dict], methods: list[str], notes: dict[str, str], repeat: 
     print()
     print(f"Regret = time / fastest time (min of {repeat} timed calls each, {threads} cores); "
           f"estimate = method='auto' with the default cost model ({default_source}).")
-    print(render_summary(table, rows, notes))
+    print(render_summary(table, rows, methods, notes))
     print()
     print("Worst configurations for estimate (by choice):")
     for row in worst_rows(rows, "estimate"):

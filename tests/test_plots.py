@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -150,5 +151,22 @@ def test_planner_regret_quick_run(tmp_path):
         [sys.executable, str(BENCHMARK), "--from-json", str(out_json), "--plot",
          str(tmp_path / "again.png")], capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
-    assert "estimate[profile]" in again.stdout
+    assert "estimate[profile]" in again.stdout and "resolution:" in again.stdout
     assert_png(tmp_path / "again.png")
+
+
+def test_regret_resolution_compares_one_candidate_timed_in_two_objects(monkeypatch):
+    spec = importlib.util.spec_from_file_location("planner_regret", BENCHMARK)
+    regret = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "planner_regret", regret)  # for its dataclasses
+    monkeypatch.setattr(sys, "path", list(sys.path))  # it puts benchmarks/ first
+    spec.loader.exec_module(regret)
+    ok = {"status": "ok", "chosen": None}
+    rows = [{"methods": {"fft:512": {**ok, "min_ms": 10.0},
+                         "estimate": {**ok, "min_ms": 12.0, "chosen": "fft:512"},
+                         "measure": {**ok, "min_ms": 8.0, "chosen": "fft:512"},
+                         "estimate[p]": {"status": "n/a", "chosen": None}}},
+            {"methods": {"direct": {"status": "skipped", "chosen": None},
+                         "estimate": {**ok, "min_ms": 5.0, "chosen": "direct"}}}]
+    spread = regret.instance_spread(rows, ["estimate", "estimate[p]", "measure"])
+    assert spread == [pytest.approx(1.2), pytest.approx(1.25)]
