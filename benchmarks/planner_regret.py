@@ -510,26 +510,32 @@ def _rule_candidate(row: dict, method: str) -> str | None:
     return {"always fft": row["planner_best_fft"], "always direct": "direct"}.get(method)
 
 
+def _forced_of_choice(row: dict, method: str) -> dict | None:
+    """The forced timing of the candidate `method` ran (a fixed rule's candidate, or a
+    planning method's choice); None where it was not timed."""
+    name = _rule_candidate(row, method)
+    if name is None:
+        t = row["methods"].get(method)
+        name = t["chosen"] if t and t["status"] == "ok" else None
+    forced = row["methods"].get(name) if name else None
+    return forced if forced and forced["status"] == "ok" else None
+
+
 def choice_regret(row: dict, method: str) -> float | None:
     """Forced time of the candidate `method` ran / fastest forced time (None: not timed).
 
     Unlike the regret of the method's own calls it depends on the choice only,
     not on the timing noise between two objects running the same candidate.
     """
-    name = _rule_candidate(row, method)
-    if name is None:
-        t = row["methods"].get(method)
-        if not t or t["status"] != "ok" or not t["chosen"]:
-            return None
-        name = t["chosen"]
-    forced, best = row["methods"].get(name), row["fastest_forced"]
-    if not forced or forced["status"] != "ok" or best is None:
+    forced, best = _forced_of_choice(row, method), row["fastest_forced"]
+    if forced is None or best is None:
         return None
     return forced["min_ms"] / row["methods"][best]["min_ms"]
 
 
 def instance_spread(rows: list[dict], methods: list[str]) -> list[float]:
-    """Per configuration and method: the slower / the faster of two timings of one candidate.
+    """Per configuration and planning method: the slower / the faster of two timings of
+    one candidate.
 
     The method's own calls and the forced calls of the candidate it ran run
     the same computation in two objects, taking turns in the same process, so
@@ -538,10 +544,9 @@ def instance_spread(rows: list[dict], methods: list[str]) -> list[float]:
     spread = []
     for row in rows:
         for method in methods:
-            t = row["methods"].get(method)
-            forced = t and t["status"] == "ok" and t["chosen"] and row["methods"].get(t["chosen"])
-            if forced and forced["status"] == "ok":
-                a, b = t["min_ms"], forced["min_ms"]
+            forced = _forced_of_choice(row, method)
+            if forced is not None:
+                a, b = row["methods"][method]["min_ms"], forced["min_ms"]
                 spread.append(max(a, b) / min(a, b))
     return spread
 

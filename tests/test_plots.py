@@ -162,11 +162,13 @@ def test_regret_resolution_compares_one_candidate_timed_in_two_objects(monkeypat
     monkeypatch.setattr(sys, "path", list(sys.path))  # it puts benchmarks/ first
     spec.loader.exec_module(regret)
     ok = {"status": "ok", "chosen": None}
-    rows = [{"methods": {"fft:512": {**ok, "min_ms": 10.0},
+    rows = [{"planner_best_fft": "fft:512",
+             "methods": {"fft:512": {**ok, "min_ms": 10.0},
                          "estimate": {**ok, "min_ms": 12.0, "chosen": "fft:512"},
                          "measure": {**ok, "min_ms": 8.0, "chosen": "fft:512"},
                          "estimate[p]": {"status": "n/a", "chosen": None}}},
-            {"methods": {"direct": {"status": "skipped", "chosen": None},
+            {"planner_best_fft": "fft:512",
+             "methods": {"direct": {"status": "skipped", "chosen": None},
                          "estimate": {**ok, "min_ms": 5.0, "chosen": "direct"}}}]
     spread = regret.instance_spread(rows, ["estimate", "estimate[p]", "measure"])
     assert spread == [pytest.approx(1.2), pytest.approx(1.25)]
