@@ -88,12 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     for label, variable in ((f"as is: {as_is}", None),
                             *((f"{name}={value}", (name, value)) for name, value in MODES)):
         times = run_mode(args.rounds, variable)
-        cells = []
+        cells, medians = [], {}
         for name, values in times.items():
             v = sorted(values)
-            cells.append(f"{name} {v[0]:.1f} / {v[len(v) // 2]:.1f} / {v[-1]:.1f}")
-        ratio = sorted(times["FFT layer after direct"])[args.rounds // 2] / sorted(
-            times["FFT layer alone"])[args.rounds // 2]
+            medians[name] = v[len(v) // 2]
+            cells.append(f"{name} {v[0]:.1f} / {medians[name]:.1f} / {v[-1]:.1f}")
+        ratio = medians["FFT layer after direct"] / medians["FFT layer alone"]
         print(f"{label}:\n  {'; '.join(cells)}; FFT layer after / alone {ratio:.2f}")
     return 0
 

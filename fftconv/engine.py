@@ -550,9 +550,10 @@ class Engine:
                 run(candidate)
                 timed_run(candidate)
         winner = min(seconds, key=seconds.__getitem__) if seconds else model.candidates[0]
+        chosen = model
         if winner != model.candidates[0]:
             result = run(winner)
-        chosen = model if winner == model.candidates[0] else model.choose(winner)
+            chosen = model.choose(winner)
         if token is not None:
             key = _operands_key(chosen, x.dtype.str, backend.device)
             self.spectra.get(token, key, lambda: self._operands(
