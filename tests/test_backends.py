@@ -255,6 +255,29 @@ def test_chunk_fft_transforms_any_row_count(backend, dtype):
     assert backend.blocks_made - made <= 1  # none if an earlier test made it
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pyfftw_chunk_rows_avoid_cache_aliasing_strides(pyfftw_backend, dtype):
+    """Power-of-two blocks: every buffer row starts 64-byte aligned, but the row stride
+    is no multiple of 4096 bytes (rows would share cache sets), and every row count
+    still transforms right through the padded rows."""
+    backend = pyfftw_backend.PyFFTWBackend(threads=1, planner_effort="FFTW_ESTIMATE")
+    n = 1024
+    block = backend.chunk_fft(6, 5, n, dtype)
+    buffers = (block.real_in, block.spectrum_in, block._spectra, block._real_out)
+    for a in buffers:
+        assert a.strides[0] % 64 == 0 and a.strides[0] % 4096 != 0
+        assert a.ctypes.data % 64 == 0
+    assert block.real_in.strides[0] == n * np.dtype(dtype).itemsize + 64
+    for rows in (6, 3, 1):
+        x = _input((rows, n), None, dtype, seed=rows)
+        with block.use():
+            block.real_in[:rows] = x
+            _assert_close(block.forward(rows), np.fft.rfft(x), dtype)
+            z = _spectrum(x[:rows], n, -1)[:min(rows, 5)]
+            block.spectrum_in[:len(z)] = z
+            _assert_close(block.inverse(len(z)) / n, np.fft.irfft(z, n), dtype)
+
+
 def test_wisdom_round_trip(pyfftw_backend, tmp_path):
     get_backend("pyfftw", threads=1, planner_effort="FFTW_MEASURE").block_fft(2, 2, 48, float)
     path = pyfftw_backend.save_wisdom()
