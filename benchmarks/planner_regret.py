@@ -306,7 +306,7 @@ def chosen_of(layer: fftconv.SignalConv1D, case: Case) -> str:
 
 def time_methods(calls: dict[str, Callable[[], np.ndarray]], repeat: int, pause_s: float,
                  check: Callable[[str, np.ndarray], str],
-                 no_setup: frozenset[str] = frozenset()) -> dict[str, Timing]:
+                 no_setup: frozenset[str] = frozenset(), seed: int = 0) -> dict[str, Timing]:
     """Time every call: untimed warm-up calls, then `repeat` rounds taking turns.
 
     Each method first makes `WARM_CALLS` untimed calls (the first one plans,
@@ -318,7 +318,12 @@ def time_methods(calls: dict[str, Callable[[], np.ndarray]], repeat: int, pause_
     calls may have pushed out, as a program running one layer would have
     them; the pause lets worker threads that the previous call left spinning
     go idle (see ``run_benchmarks.measure_interleaved``).  Taking turns
-    spreads a slow spell of a shared machine over all methods alike.
+    spreads a slow spell of a shared machine over all methods alike, and each
+    round takes them in a new order (drawn from `seed`): a machine that slows
+    down periodically would otherwise slow the same methods round after round
+    whenever the rounds keep step with it.  (On the VM of the README's
+    figures, writing to memory freed about 2 s earlier runs 10-20x slower,
+    every 2 s or so; a round of one configuration takes a few seconds.)
 
     Slow methods are spared calls.  A method whose second call (its first for
     the methods in `no_setup`, whose first call prepares next to nothing)
@@ -354,9 +359,10 @@ def time_methods(calls: dict[str, Callable[[], np.ndarray]], repeat: int, pause_
                     fn()
         except Exception as exc:  # noqa: BLE001 - a failing method shows n/a
             out[name] = Timing("n/a", note=f"{type(exc).__name__}: {exc}"[:300])
+    rng, names = np.random.default_rng(seed), list(calls)
     for i in range(repeat):
-        for name, fn in calls.items():
-            timing = out[name]
+        for name in (names[j] for j in rng.permutation(len(names))):
+            fn, timing = calls[name], out[name]
             if timing.status != "ok" or name in done:
                 continue
             slow = name in once
@@ -448,7 +454,7 @@ def run_case(case: Case, sizes: Sizes, default: Config, profiles: list[tuple[str
         return "ok" if err < CHECK_TOLERANCE[dtype] else f"ERROR rel {err:.1e}"
 
     # The direct path's first call only rearranges the kernel.
-    measured = time_methods(calls, repeat, pause_s, check, frozenset({"direct"}))
+    measured = time_methods(calls, repeat, pause_s, check, frozenset({"direct"}), case.seed)
     reference.clear()
     for name, timing in measured.items():
         timing.estimate_ms = timings.get(name, timing).estimate_ms

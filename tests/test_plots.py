@@ -155,12 +155,44 @@ def test_planner_regret_quick_run(tmp_path):
     assert_png(tmp_path / "again.png")
 
 
-def test_regret_resolution_compares_one_candidate_timed_in_two_objects(monkeypatch):
+def _regret_module(monkeypatch):
+    """benchmarks/planner_regret.py imported as a module."""
     spec = importlib.util.spec_from_file_location("planner_regret", BENCHMARK)
     regret = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "planner_regret", regret)  # for its dataclasses
     monkeypatch.setattr(sys, "path", list(sys.path))  # it puts benchmarks/ first
     spec.loader.exec_module(regret)
+    return regret
+
+
+def test_regret_rounds_take_the_methods_in_a_new_order_each(monkeypatch):
+    """Every round times every method once, in an order drawn from the seed: a machine
+    slowing down periodically must not hit the same method in every round."""
+    regret = _regret_module(monkeypatch)
+    calls_made: list[str] = []
+
+    def method(name):
+        return lambda: calls_made.append(name) or np.zeros(1)
+
+    names = ["direct", "fft:512", "estimate", "measure"]
+
+    def rounds(seed):
+        calls_made.clear()
+        out = regret.time_methods({n: method(n) for n in names}, 6, 0.0, lambda n, y: "",
+                                  seed=seed)
+        assert all(len(t.times_ms) == 6 for t in out.values())
+        # WARM_CALLS calls each in table order, then an untimed and a timed call per turn
+        timed = calls_made[len(names) * regret.WARM_CALLS:][1::2]
+        return [tuple(timed[i:i + len(names)]) for i in range(0, len(timed), len(names))]
+
+    orders = rounds(0)
+    assert all(sorted(order) == sorted(names) for order in orders)
+    assert len(set(orders)) > 1 and len({order[0] for order in orders}) > 1
+    assert rounds(0) == orders and rounds(1) != orders
+
+
+def test_regret_resolution_compares_one_candidate_timed_in_two_objects(monkeypatch):
+    regret = _regret_module(monkeypatch)
     ok = {"status": "ok", "chosen": None}
     rows = [{"planner_best_fft": "fft:512",
              "methods": {"fft:512": {**ok, "min_ms": 10.0},
