@@ -69,6 +69,7 @@ class FFTCosts:
     small_product_ns_per_mac: float
     row_overhead_ns: float
     ns_per_byte: float
+    spectra_ns_per_byte: float
     float64_factor: float
     max_fft_length: int
     plan_overhead_ns: float
@@ -237,7 +238,8 @@ def _cuda_config(config: Config) -> Config:
         call_overhead_ns=4 * g.launch_overhead_ns, product_ns_per_mac=g.bin_product_ns_per_mac,
         small_product_ns_per_mac=g.bin_small_product_ns_per_mac,
         row_overhead_ns=g.cufft_row_overhead_ns, ns_per_byte=g.copy_ns_per_byte,
-        float64_factor=g.fp64_factor, max_fft_length=g.cufft_max_length,
+        spectra_ns_per_byte=g.copy_ns_per_byte, float64_factor=g.fp64_factor,
+        max_fft_length=g.cufft_max_length,
         plan_overhead_ns=g.cufft_plan_overhead_ns, plan_ns_per_point=g.cufft_plan_ns_per_point,
         large_length=g.cufft_large_length, large_ns_per_nlogn=g.cufft_large_ns_per_nlogn)
     direct = DirectCosts(ns_per_mac=g.gemm_ns_per_mac, gather_ns_per_byte=g.copy_ns_per_byte,
@@ -312,6 +314,10 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
     if unknown:
         raise ValueError(f"{source}: unknown section [{unknown[0]}]; "
                          f"allowed sections are {sorted(_CLASSES)}.")
+    # A file with a [machine] table was written by `fftconv tune`, perhaps of an
+    # earlier version with fewer constants.
+    hint = (" (a profile written by an earlier `fftconv tune`? Run `fftconv tune` "
+            "again to measure every constant.)" if "machine" in data else ".")
     sections = {}
     for name, cls in _CLASSES.items():
         table = data.get(name)
@@ -320,7 +326,7 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
             continue
         if not isinstance(table, dict):
             raise ValueError(f"{source}: missing section [{name}].")
-        sections[name] = _parse_section(table, cls, name, source)
+        sections[name] = _parse_section(table, cls, name, source, hint)
     _check_ranges(sections, source)
     return Config(**sections, source=source, machine=_parse_machine(data.get("machine", {}),
                                                                     source))
@@ -337,7 +343,8 @@ def _parse_machine(table: object, source: str) -> tuple[tuple[str, Any], ...]:
     return tuple(table.items())
 
 
-def _parse_section(table: dict[str, Any], cls: type, section: str, source: str) -> Any:
+def _parse_section(table: dict[str, Any], cls: type, section: str, source: str,
+                   hint: str = ".") -> Any:
     expected = {f.name: f.type for f in _file_fields(cls)}
     for key in table:
         if key not in expected:
@@ -346,7 +353,7 @@ def _parse_section(table: dict[str, Any], cls: type, section: str, source: str) 
     values = {}
     for key, kind in expected.items():
         if key not in table:
-            raise ValueError(f"{source}: missing key '{section}.{key}'.")
+            raise ValueError(f"{source}: missing key '{section}.{key}'{hint}")
         value = table[key]
         ok = {"float": isinstance(value, (int, float)) and not isinstance(value, bool),
               "int": isinstance(value, int) and not isinstance(value, bool),

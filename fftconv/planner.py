@@ -553,8 +553,8 @@ def _block_costs(p: Problem, config: Config, n: np.ndarray,
 
     A chunk's fixed cost is two transform calls and one read of the kernel
     spectra (``G*Co*Ci*(N/2+1)`` complex numbers, streamed from memory once per
-    chunk by the per-bin product: with few blocks per chunk, that read dominates
-    the product of a layer with many channel pairs).
+    chunk by the per-bin product, at ``fft.spectra_ns_per_byte``: a streaming
+    read, several times faster per byte than the block copies).
     """
     c = config.fft
     factor = c.float64_factor if p.itemsize == 8 else 1.0
@@ -571,7 +571,7 @@ def _block_costs(p: Problem, config: Config, n: np.ndarray,
     per_block_bytes = block_bytes(p.batch, p.groups * p.in_channels, p.groups * p.out_channels,
                                   n.astype(np.int64), p.itemsize)
     per_chunk = np.maximum(1, config.memory.fft_bytes // np.maximum(per_block_bytes, 1))
-    per_chunk_ns = 2 * c.call_overhead_ns + spectra_bytes(p, n) * c.ns_per_byte
+    per_chunk_ns = 2 * c.call_overhead_ns + spectra_bytes(p, n) * c.spectra_ns_per_byte
     return per_block, per_chunk.astype(np.float64), per_chunk_ns
 
 

@@ -39,6 +39,7 @@ FITTED_CONSTANTS = (
     ("fft", "small_product_ns_per_mac"),
     ("fft", "row_overhead_ns"),
     ("fft", "ns_per_byte"),
+    ("fft", "spectra_ns_per_byte"),
     ("fft", "float64_factor"),
     ("direct", "gather_ns_per_byte"),
     ("direct", "call_overhead_ns"),

@@ -1,6 +1,7 @@
 """Micro-benchmarks: a first value of each cost constant on this machine.
 
-Block FFTs, the per-bin product, a GEMM and a window gather are timed; see
+Block FFTs, the per-bin product, a read of kernel spectra, a GEMM and a
+window gather are timed; see
 :func:`measure_config`.  The first of the three steps of ``fftconv tune``
 (:mod:`fftconv.tune`).
 """
@@ -24,6 +25,8 @@ from fftconv.paths.fft import _per_bin_product, corr_valid_fft, kernel_spectra
 
 #: FFT lengths timed for ``fft.ns_per_nlogn`` (each over about 2**21 samples).
 FFT_LENGTHS = (256, 2048, 16384, 131072)
+#: Bytes read for ``fft.spectra_ns_per_byte``: more than the caches hold.
+SPECTRA_READ_BYTES = 64 << 20
 
 
 def _median_seconds(fn: Callable[[], object], repeat: int) -> float:
@@ -69,8 +72,9 @@ def measure_config(base: Config, repeat: int = 5, log: Callable[[str], None] = p
     """Return `base` with its cost constants measured on this machine (float32).
 
     Times block FFTs of several lengths through the configured backend, the
-    per-bin complex product, a float32 GEMM and a window gather.  Memory
-    budgets, FFTW options and the streaming costs are kept from `base`.
+    per-bin complex product, a streaming read (the kernel spectra), a float32
+    GEMM and a window gather.  Memory budgets, FFTW options and the
+    streaming costs are kept from `base`.
 
     Parameters
     ----------
@@ -119,6 +123,11 @@ def measure_config(base: Config, repeat: int = 5, log: Callable[[str], None] = p
 
     product_ns = [_product_ns(8, 8, 16, repeat), _product_ns(8, 4, 1, repeat)]
 
+    # The per-bin product streams each chunk's kernel spectra from memory once:
+    # a read of an array larger than the caches.
+    spectra = np.ones(SPECTRA_READ_BYTES // 4, np.float32)
+    read_ns = _median_seconds(lambda: spectra.sum(), repeat) * 1e9 / spectra.nbytes
+
     w = rng.standard_normal((64, 640)).astype(np.float32)
     cols = rng.standard_normal((640, 8192)).astype(np.float32)
     gemm_ns = _median_seconds(lambda: w @ cols, repeat) * 1e9 / (64 * 640 * 8192)
@@ -131,12 +140,14 @@ def measure_config(base: Config, repeat: int = 5, log: Callable[[str], None] = p
 
     fft = dataclasses.replace(base.fft, ns_per_nlogn=float(np.median(per_nlogn)),
                               call_overhead_ns=overhead * 1e9, product_ns_per_mac=product_ns[0],
-                              small_product_ns_per_mac=product_ns[1])
+                              small_product_ns_per_mac=product_ns[1],
+                              spectra_ns_per_byte=read_ns)
     direct = dataclasses.replace(base.direct, ns_per_mac=gemm_ns, gather_ns_per_byte=gather_ns)
     for name, value in [("fft.ns_per_nlogn", fft.ns_per_nlogn),
                         ("fft.call_overhead_ns", fft.call_overhead_ns),
                         ("fft.product_ns_per_mac", fft.product_ns_per_mac),
                         ("fft.small_product_ns_per_mac", fft.small_product_ns_per_mac),
+                        ("fft.spectra_ns_per_byte", fft.spectra_ns_per_byte),
                         ("direct.ns_per_mac", direct.ns_per_mac),
                         ("direct.gather_ns_per_byte", direct.gather_ns_per_byte)]:
         log(f"{name:<28} {value:.6g}")

@@ -10,8 +10,9 @@ import pytest
 
 from fftconv import SignalConv1D
 from fftconv import engine as engine_module
-from fftconv.config import load_config, read_config
-from fftconv.planner import fast_lengths, plan
+from fftconv.config import device_config, load_config, read_config
+from fftconv.paths.fft import chunk_blocks
+from fftconv.planner import Problem, fast_lengths, fft_cost, plan, spectra_bytes
 from fftconv.spec import ConvSpec
 
 DEFAULT = load_config()
@@ -344,3 +345,30 @@ def test_any_candidate_can_be_executed():
         np.testing.assert_allclose(y, outputs[0], atol=1e-10)
     with pytest.raises(ValueError, match="n_fft"):
         chosen.choose(dataclasses.replace(chosen.candidates[0], path="fft", n_fft=8))
+
+
+def test_kernel_spectra_are_read_once_per_chunk_at_their_own_rate():
+    # 12 -> 18 channels, 3658 taps: 26.5 MB of spectra at N = 30720, one block a chunk.
+    p = Problem(batch=1, groups=1, in_channels=12, out_channels=18, kernel_length=3658,
+                outputs=400_096, itemsize=4)
+    n = np.array([7680, 15360, 30720])
+    base = fft_cost(p, DEFAULT, n)
+
+    def cost_with(**changes: float) -> np.ndarray:
+        config = dataclasses.replace(DEFAULT, fft=dataclasses.replace(DEFAULT.fft, **changes))
+        return fft_cost(p, config, n)
+
+    blocks = np.ceil(p.outputs / (n - p.kernel_length + 1))
+    chunks = np.ceil(blocks / [chunk_blocks(1, 12, 18, int(k), 4, DEFAULT.memory.fft_bytes)
+                               for k in n])
+    rate = DEFAULT.fft.spectra_ns_per_byte
+    extra = cost_with(spectra_ns_per_byte=2 * rate) - base
+    np.testing.assert_allclose(extra, chunks * spectra_bytes(p, n) * rate, rtol=1e-9)
+    # The block copies' rate charges the samples copied, never the spectra.
+    copied = 4 * (12 * n + 18 * (n - p.kernel_length + 1))
+    extra = cost_with(ns_per_byte=2 * DEFAULT.fft.ns_per_byte) - base
+    np.testing.assert_allclose(extra, blocks * copied * DEFAULT.fft.ns_per_byte, rtol=1e-9)
+    # On a GPU both are the device's copy rate.
+    gpu = device_config(DEFAULT, "cuda").fft
+    assert gpu.spectra_ns_per_byte == gpu.ns_per_byte == DEFAULT.cupy.copy_ns_per_byte
+

@@ -164,6 +164,17 @@ def test_machine_table_holds_scalars_only(data, message):
         parse_config(document, "test.toml")
 
 
+def test_a_profile_missing_a_newer_constant_says_to_tune_again():
+    document = tomllib.loads(dataclasses.replace(DEFAULT, machine=(("cores", 2),)).to_toml())
+    del document["fft"]["spectra_ns_per_byte"]
+    with pytest.raises(ValueError, match=r"missing key 'fft.spectra_ns_per_byte' \(a profile "
+                       r"written by an earlier `fftconv tune`\? Run `fftconv tune` again"):
+        parse_config(document, "profile.toml")
+    del document["machine"]  # a hand-written file: no guess about where it came from
+    with pytest.raises(ValueError, match=r"missing key 'fft.spectra_ns_per_byte'\.$"):
+        parse_config(document, "config.toml")
+
+
 # -- the suite and the fit (no timing) ------------------------------------------------
 
 
