@@ -554,13 +554,17 @@ def _block_costs(p: Problem, config: Config, n: np.ndarray,
     A chunk's fixed cost is two transform calls and one read of the kernel
     spectra (``G*Co*Ci*(N/2+1)`` complex numbers, streamed from memory once per
     chunk by the per-bin product, at ``fft.spectra_ns_per_byte``: a streaming
-    read, several times faster per byte than the block copies).
+    read, several times faster per byte than the block copies).  The product's
+    batched GEMMs, one per bin with ``B * blocks`` columns, cost as much with
+    2 up to the device's ``gemm_min_columns`` columns as with that many; the
+    difference is charged per chunk.
     """
     c = config.fft
     factor = c.float64_factor if p.itemsize == 8 else 1.0
     signals = p.batch * p.groups * (p.in_channels + p.out_channels)
     pairs = p.out_channels * p.in_channels
-    matmul = pairs >= device_traits(config.device).matmul_min_pairs
+    traits = device_traits(config.device)
+    matmul = pairs >= traits.matmul_min_pairs
     mac_ns = c.product_ns_per_mac if matmul else c.small_product_ns_per_mac
     product = p.batch * p.groups * pairs * (n // 2 + 1) * mac_ns
     # Gathered input blocks and scattered outputs, and a fixed cost per transform row.
@@ -572,6 +576,11 @@ def _block_costs(p: Problem, config: Config, n: np.ndarray,
                                   n.astype(np.int64), p.itemsize)
     per_chunk = np.maximum(1, config.memory.fft_bytes // np.maximum(per_block_bytes, 1))
     per_chunk_ns = 2 * c.call_overhead_ns + spectra_bytes(p, n) * c.spectra_ns_per_byte
+    if matmul:
+        # Each bin's GEMM has B * blocks columns; few cost as much as gemm_min_columns.
+        columns = p.batch * per_chunk
+        short = np.where(columns > 1, np.maximum(0, traits.gemm_min_columns - columns), 0)
+        per_chunk_ns = per_chunk_ns + p.groups * pairs * (n // 2 + 1) * mac_ns * short * factor
     return per_block, per_chunk.astype(np.float64), per_chunk_ns
 
 

@@ -372,3 +372,23 @@ def test_kernel_spectra_are_read_once_per_chunk_at_their_own_rate():
     gpu = device_config(DEFAULT, "cuda").fft
     assert gpu.spectra_ns_per_byte == gpu.ns_per_byte == DEFAULT.cupy.copy_ns_per_byte
 
+
+def test_gemms_of_few_columns_cost_as_many_as_the_devices_minimum(monkeypatch):
+    import fftconv.planner as planner_module
+    from fftconv.backends.cpu import CPU_TRAITS
+
+    p = Problem(batch=1, groups=1, in_channels=12, out_channels=18, kernel_length=3658,
+                outputs=400_096, itemsize=4)
+    n = np.array([7680, 15360, 30720])
+    per_chunk = np.array([chunk_blocks(1, 12, 18, int(k), 4, DEFAULT.memory.fft_bytes)
+                          for k in n])
+    assert per_chunk.tolist() == [6, 3, 1]  # GEMMs of 6, 3 and 1 columns
+    charged = fft_cost(p, DEFAULT, n)
+    monkeypatch.setattr(planner_module, "device_traits",
+                        lambda kind: dataclasses.replace(CPU_TRAITS, gemm_min_columns=1))
+    plain = fft_cost(p, DEFAULT, n)
+    chunks = np.ceil(np.ceil(p.outputs / (n - p.kernel_length + 1)) / per_chunk)
+    missing = np.array([0, CPU_TRAITS.gemm_min_columns - 3, 0])
+    np.testing.assert_allclose(charged - plain, chunks * 216 * (n // 2 + 1) * missing
+                               * DEFAULT.fft.product_ns_per_mac, rtol=1e-9)
+    assert CPU_TRAITS.gemm_min_columns == 4

@@ -52,6 +52,10 @@ class DeviceTraits:
         Cost of gathering windows from such time-major data (at least
         ``shifted_min_in_channels_time_major`` input channels) per byte, over
         gathering them from channels-first data (:func:`~fftconv.planner.direct_cost`).
+    gemm_min_columns : int
+        Columns (``B`` times the blocks of a chunk) below which the per-bin
+        product's batched matmul costs as much as with this many, from two
+        columns on (one column is a matrix-vector product).
     compiles_at_first_use : bool
         Whether the device's kernels are compiled at their first use in a
         process (CuPy's element-wise kernels through NVRTC), so that a first
@@ -63,6 +67,7 @@ class DeviceTraits:
     shifted_min_channels: int
     shifted_min_in_channels_time_major: int
     time_major_gather_factor: float = 1.0
+    gemm_min_columns: int = 1
     compiles_at_first_use: bool = False
 
 

@@ -25,9 +25,12 @@ from fftconv.paths import blas
 #: input channels, or 1 output channel: windows up to 35x faster for 101-1001 taps).
 #: Windows gathered from such time-major data took 2.1-2.4x as long as from
 #: channels-first data (8-12 input channels, 3-16 output channels, 7-25 taps,
-#: float32, 3 x 200000 samples).
+#: float32, 3 x 200000 samples).  The per-bin product's complex GEMMs (OpenBLAS,
+#: 216-4096 channel pairs, 4097-15361 bins) took as long with 2 or 3 columns as
+#: with 4 (3 columns up to 1.3x longer), one column about half that.
 CPU_TRAITS = DeviceTraits(kind="cpu", matmul_min_pairs=32, shifted_min_channels=16,
-                          shifted_min_in_channels_time_major=8, time_major_gather_factor=2.2)
+                          shifted_min_in_channels_time_major=8, time_major_gather_factor=2.2,
+                          gemm_min_columns=4)
 
 #: Channel counts up to which :meth:`CPUBackend.assign` copies channel by channel.
 FEW_CHANNELS = 4
