@@ -1,9 +1,8 @@
 """Micro-benchmarks: a first value of each cost constant on this machine.
 
 Block FFTs, the per-bin product, a read of kernel spectra, a GEMM and a
-window gather are timed; see
-:func:`measure_config`.  The first of the three steps of ``fftconv tune``
-(:mod:`fftconv.tune`).
+window gather are timed; see :func:`measure_config`.  The first of the three
+steps of ``fftconv tune`` (:mod:`fftconv.tune`).
 """
 
 from __future__ import annotations
