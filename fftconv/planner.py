@@ -566,7 +566,9 @@ def _block_costs(p: Problem, config: Config, n: np.ndarray,
     traits = device_traits(config.device)
     matmul = pairs >= traits.matmul_min_pairs
     mac_ns = c.product_ns_per_mac if matmul else c.small_product_ns_per_mac
-    product = p.batch * p.groups * pairs * (n // 2 + 1) * mac_ns
+    # The per-bin product of one GEMM column (one signal's block), and of a block.
+    column_product = p.groups * pairs * (n // 2 + 1) * mac_ns
+    product = p.batch * column_product
     # Gathered input blocks and scattered outputs, and a fixed cost per transform row.
     copied = p.batch * p.groups * (p.in_channels * n + p.out_channels * (n - p.kernel_length + 1))
     per_block = ((signals * (_transform_ns(c, n) + c.row_overhead_ns) + product) * factor
@@ -580,7 +582,7 @@ def _block_costs(p: Problem, config: Config, n: np.ndarray,
         # Each bin's GEMM has B * blocks columns; few cost as much as gemm_min_columns.
         columns = p.batch * per_chunk
         short = np.where(columns > 1, np.maximum(0, traits.gemm_min_columns - columns), 0)
-        per_chunk_ns = per_chunk_ns + p.groups * pairs * (n // 2 + 1) * mac_ns * short * factor
+        per_chunk_ns = per_chunk_ns + column_product * short * factor
     return per_block, per_chunk.astype(np.float64), per_chunk_ns
 
 

@@ -347,11 +347,24 @@ def test_any_candidate_can_be_executed():
         chosen.choose(dataclasses.replace(chosen.candidates[0], path="fft", n_fft=8))
 
 
+#: 12 -> 18 channels, 3658 taps: 26.5 MB of spectra at N = 30720, one block a chunk
+#: there, 3 at 15360, 6 at 7680.
+WIDE_LONG = Problem(batch=1, groups=1, in_channels=12, out_channels=18, kernel_length=3658,
+                    outputs=400_096, itemsize=4)
+WIDE_LONG_LENGTHS = np.array([7680, 15360, 30720])
+
+
+def _chunks_of(p: Problem, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Blocks per chunk and chunks of the call, at each FFT length in `n`."""
+    per_chunk = np.array([chunk_blocks(p.batch, p.groups * p.in_channels,
+                                       p.groups * p.out_channels, int(k), p.itemsize,
+                                       DEFAULT.memory.fft_bytes) for k in n])
+    blocks = np.ceil(p.outputs / (n - p.kernel_length + 1))
+    return per_chunk, np.ceil(blocks / per_chunk)
+
+
 def test_kernel_spectra_are_read_once_per_chunk_at_their_own_rate():
-    # 12 -> 18 channels, 3658 taps: 26.5 MB of spectra at N = 30720, one block a chunk.
-    p = Problem(batch=1, groups=1, in_channels=12, out_channels=18, kernel_length=3658,
-                outputs=400_096, itemsize=4)
-    n = np.array([7680, 15360, 30720])
+    p, n = WIDE_LONG, WIDE_LONG_LENGTHS
     base = fft_cost(p, DEFAULT, n)
 
     def cost_with(**changes: float) -> np.ndarray:
@@ -359,8 +372,7 @@ def test_kernel_spectra_are_read_once_per_chunk_at_their_own_rate():
         return fft_cost(p, config, n)
 
     blocks = np.ceil(p.outputs / (n - p.kernel_length + 1))
-    chunks = np.ceil(blocks / [chunk_blocks(1, 12, 18, int(k), 4, DEFAULT.memory.fft_bytes)
-                               for k in n])
+    chunks = _chunks_of(p, n)[1]
     rate = DEFAULT.fft.spectra_ns_per_byte
     extra = cost_with(spectra_ns_per_byte=2 * rate) - base
     np.testing.assert_allclose(extra, chunks * spectra_bytes(p, n) * rate, rtol=1e-9)
@@ -377,17 +389,13 @@ def test_gemms_of_few_columns_cost_as_many_as_the_devices_minimum(monkeypatch):
     import fftconv.planner as planner_module
     from fftconv.backends.cpu import CPU_TRAITS
 
-    p = Problem(batch=1, groups=1, in_channels=12, out_channels=18, kernel_length=3658,
-                outputs=400_096, itemsize=4)
-    n = np.array([7680, 15360, 30720])
-    per_chunk = np.array([chunk_blocks(1, 12, 18, int(k), 4, DEFAULT.memory.fft_bytes)
-                          for k in n])
+    p, n = WIDE_LONG, WIDE_LONG_LENGTHS
+    per_chunk, chunks = _chunks_of(p, n)
     assert per_chunk.tolist() == [6, 3, 1]  # GEMMs of 6, 3 and 1 columns
     charged = fft_cost(p, DEFAULT, n)
     monkeypatch.setattr(planner_module, "device_traits",
                         lambda kind: dataclasses.replace(CPU_TRAITS, gemm_min_columns=1))
     plain = fft_cost(p, DEFAULT, n)
-    chunks = np.ceil(np.ceil(p.outputs / (n - p.kernel_length + 1)) / per_chunk)
     missing = np.array([0, CPU_TRAITS.gemm_min_columns - 3, 0])
     np.testing.assert_allclose(charged - plain, chunks * 216 * (n // 2 + 1) * missing
                                * DEFAULT.fft.product_ns_per_mac, rtol=1e-9)
