@@ -278,6 +278,38 @@ def test_pyfftw_chunk_rows_avoid_cache_aliasing_strides(pyfftw_backend, dtype):
             _assert_close(block.inverse(len(z)) / n, np.fft.irfft(z, n), dtype)
 
 
+@pytest.mark.parametrize("channels", [2, 5, 38])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_assign_copies_time_major_blocks_in_pieces(monkeypatch, channels, dtype):
+    """Blocks of a time-major signal (channels the fastest axis) copied into channel
+    rows piece by piece along time: the same values, whatever the piece size."""
+    from fftconv.backends import cpu
+
+    backend = get_backend("numpy")
+    signal = np.random.default_rng(0).standard_normal((2, 1000, channels)).astype(dtype)
+    x = signal.transpose(0, 2, 1)  # (B, C, L), time-major in memory
+    blocks = backend.windows(x, 256, 200)  # (B, C, 4, 256)
+    monkeypatch.setattr(cpu, "TIME_MAJOR_PIECE_BYTES", 40 * channels * x.itemsize)
+    real_setitem = np.ndarray.__setitem__
+
+    def copies(src: np.ndarray) -> int:
+        """Copy `src` with assign; how many numpy copies it took."""
+        pieces = []
+
+        class Rows(np.ndarray):
+            def __setitem__(self, key, value):
+                pieces.append(key)
+                real_setitem(self, key, value)
+
+        out = np.full(src.shape, np.nan, dtype).view(Rows)
+        backend.assign(out, src)
+        np.testing.assert_array_equal(out, src)
+        return len(pieces)
+
+    assert copies(blocks) == -(-256 // 40)  # 40 samples of every channel at a time
+    assert copies(backend.windows(np.ascontiguousarray(x), 256, 200)) == 1  # channels first
+
+
 def test_wisdom_round_trip(pyfftw_backend, tmp_path):
     get_backend("pyfftw", threads=1, planner_effort="FFTW_MEASURE").block_fft(2, 2, 48, float)
     path = pyfftw_backend.save_wisdom()

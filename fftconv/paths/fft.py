@@ -223,7 +223,8 @@ def _gather_blocks(x: Any, first: int, step: int, seg: Any, backend: Backend) ->
         # The blocks as a (B, C, inside, n_fft) view of x (as sliding_window_view
         # would give, without its per-call checks: 0.15 ms a chunk on long signals).
         stop = (first + inside - 1) * step + n_fft
-        seg[:, :, :inside] = backend.windows(x[:, :, first * step:stop], n_fft, step)
+        backend.assign(seg[:, :, :inside], backend.windows(x[:, :, first * step:stop], n_fft,
+                                                           step))
     # The last few blocks run past the end of the signal.
     for k in range(inside, count):
         start = (first + k) * step
