@@ -281,7 +281,7 @@ def test_pyfftw_chunk_rows_avoid_cache_aliasing_strides(pyfftw_backend, dtype):
 @pytest.mark.parametrize("channels", [2, 5, 38])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_assign_copies_time_major_blocks_in_pieces(monkeypatch, channels, dtype):
-    """Blocks of a time-major signal (channels the fastest axis) copied into channel
+    """Blocks or windows of a time-major signal (channels the fastest axis) copied into
     rows piece by piece along time: the same values, whatever the piece size."""
     from fftconv.backends import cpu
 
@@ -289,7 +289,7 @@ def test_assign_copies_time_major_blocks_in_pieces(monkeypatch, channels, dtype)
     signal = np.random.default_rng(0).standard_normal((2, 1000, channels)).astype(dtype)
     x = signal.transpose(0, 2, 1)  # (B, C, L), time-major in memory
     blocks = backend.windows(x, 256, 200)  # (B, C, 4, 256)
-    monkeypatch.setattr(cpu, "TIME_MAJOR_PIECE_BYTES", 40 * channels * x.itemsize)
+    monkeypatch.setattr(cpu, "TIME_MAJOR_PIECE_BYTES", 80 * channels * x.itemsize)
     real_setitem = np.ndarray.__setitem__
 
     def copies(src: np.ndarray) -> int:
@@ -306,7 +306,10 @@ def test_assign_copies_time_major_blocks_in_pieces(monkeypatch, channels, dtype)
         np.testing.assert_array_equal(out, src)
         return len(pieces)
 
-    assert copies(blocks) == -(-256 // 40)  # 40 samples of every channel at a time
+    assert copies(blocks) == -(-256 // 80)  # 80 samples of every channel at a time
+    # The direct path's windows (G, Ci, Kp, B, T), here of `channels` groups of one channel.
+    windows = backend.windows(x[:, :, None], 3, 1).transpose(1, 2, 4, 0, 3)
+    assert copies(windows) == -(-998 // 80)
     assert copies(backend.windows(np.ascontiguousarray(x), 256, 200)) == 1  # channels first
 
 

@@ -34,12 +34,15 @@ CPU_TRAITS = DeviceTraits(kind="cpu", matmul_min_pairs=32, shifted_min_channels=
 
 #: Channel counts up to which :meth:`CPUBackend.assign` copies channel by channel.
 FEW_CHANNELS = 4
-#: Bytes of time-major source that :meth:`CPUBackend.assign` copies into channel
-#: rows at a time: numpy fills one row after another, each read across every
-#: channel, so a source larger than the caches was read once per channel.  Pieces
-#: of 32-512 KB gathered FFT blocks of 4-38 channels from time-major input 1.5-4.6x
-#: faster (65536-sample float64 blocks of 9 channels: 8.9 -> 3.2 ms).
+#: Bytes of time-major source that :meth:`CPUBackend.assign` copies into rows at a
+#: time: numpy fills one row after another, each read across every channel, so a
+#: source larger than the caches was read once per row.  Pieces of 32-512 KB
+#: gathered FFT blocks of 4-38 channels from time-major input 1.5-4.6x faster
+#: (65536-sample float64 blocks of 9 channels: 8.9 -> 3.2 ms), and the direct
+#: path's windows (1-47 channels, 3-16 taps, 20000-100000 outputs) 1.1-6.2x.
 TIME_MAJOR_PIECE_BYTES = 1 << 16
+#: Fewest samples of a piece (for hundreds of channels).
+MIN_PIECE = 64
 
 
 class CPUBackend(Backend):
@@ -67,17 +70,18 @@ class CPUBackend(Backend):
         When channels are the fastest axis of `dst` but few, numpy's own copy runs
         its inner loop over them (a few elements at a time); copying channel by
         channel runs it along time instead, about 4x faster for two channels.
-        When they are the fastest axis of `src` (of the same shape) and `dst`'s
-        rows are contiguous, the copy runs in pieces along the last axis of
+        When `dst`'s rows are contiguous but `src` (of the same shape) is strided
+        along them and contiguous along another axis (time-major data, channels
+        the fastest axis), the copy runs in pieces along the last axis that span
         :data:`TIME_MAJOR_PIECE_BYTES` of `src`, each read from the cache by
-        every channel's row.
+        every row.
         """
         if dst.ndim >= 3 and 1 < dst.shape[1] <= FEW_CHANNELS and dst.strides[1] == dst.itemsize:
             for c in range(dst.shape[1]):
                 dst[:, c] = src[:, c]
-        elif (dst.ndim >= 3 and src.shape == dst.shape and dst.shape[1] > 1
-              and src.strides[1] == src.itemsize and dst.strides[-1] == dst.itemsize):
-            piece = max(1, TIME_MAJOR_PIECE_BYTES // (dst.shape[1] * src.itemsize))
+        elif (dst.ndim >= 3 and src.shape == dst.shape and dst.strides[-1] == dst.itemsize
+              and abs(src.strides[-1]) > src.itemsize and src.itemsize in src.strides):
+            piece = max(MIN_PIECE, TIME_MAJOR_PIECE_BYTES // abs(src.strides[-1]))
             for start in range(0, dst.shape[-1], piece):
                 dst[..., start:start + piece] = src[..., start:start + piece]
         else:

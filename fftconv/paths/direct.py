@@ -60,7 +60,7 @@ def corr_valid_direct(x: Any, w: Any, block_bytes: int = BLOCK_BYTES,
             # buffer kept from call to call: a fresh one faults its pages in again.
             view = windows[b0:b1, :, :, t0:t1, :].transpose(1, 2, 4, 0, 3)
             gathered = backend.scratch("windows.gathered", view.shape, x.dtype)
-            gathered[...] = view
+            backend.assign(gathered, view)
             cols = gathered.reshape(groups, c_in * kp, (b1 - b0) * (t1 - t0))
             if rows_out is not None and groups == 1:  # a contiguous target: rows in place
                 target = backend.reshape_view(rows_out[b0:b1, t0:t1], (-1, c_out))
