@@ -34,7 +34,7 @@ import dataclasses
 import json
 import math
 import os
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -74,10 +74,10 @@ class FFTCosts:
     max_fft_length: int
     plan_overhead_ns: float
     plan_ns_per_point: float
-    #: Derived by :func:`device_config`, never read from a file: transforms longer
-    #: than `large_length` (0: none) cost `large_ns_per_nlogn` instead of `ns_per_nlogn`.
-    large_length: int = field(default=0, metadata={"derived": True})
-    large_ns_per_nlogn: float = field(default=0.0, metadata={"derived": True})
+    #: Transforms whose real rows hold more than `large_row_bytes` bytes (0: none)
+    #: cost `large_ns_per_nlogn` per N log2 N instead of `ns_per_nlogn`.
+    large_row_bytes: int
+    large_ns_per_nlogn: float
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,7 @@ class Config:
             if not is_dataclass(values):  # source, machine
                 continue
             lines.append(f"[{section.name}]")
-            for f in _file_fields(values):
+            for f in fields(values):
                 value = getattr(values, f.name)
                 lines.append(f'{f.name} = "{value}"' if isinstance(value, str)
                              else f"{f.name} = {str(value).lower()}" if isinstance(value, bool)
@@ -203,11 +203,6 @@ class Config:
                          for key, value in self.machine)
             lines.append("")
         return "\n".join(lines)
-
-
-def _file_fields(cls: Any) -> list[dataclasses.Field]:
-    """The fields of a section class that a file holds (not the derived ones)."""
-    return [f for f in fields(cls) if not f.metadata.get("derived")]
 
 
 def device_config(config: Config, device: str) -> Config:
@@ -241,7 +236,8 @@ def _cuda_config(config: Config) -> Config:
         spectra_ns_per_byte=g.copy_ns_per_byte, float64_factor=g.fp64_factor,
         max_fft_length=g.cufft_max_length,
         plan_overhead_ns=g.cufft_plan_overhead_ns, plan_ns_per_point=g.cufft_plan_ns_per_point,
-        large_length=g.cufft_large_length, large_ns_per_nlogn=g.cufft_large_ns_per_nlogn)
+        large_row_bytes=4 * g.cufft_large_length,
+        large_ns_per_nlogn=g.cufft_large_ns_per_nlogn)
     direct = DirectCosts(ns_per_mac=g.gemm_ns_per_mac, gather_ns_per_byte=g.copy_ns_per_byte,
                          call_overhead_ns=g.launch_overhead_ns, float64_factor=g.fp64_factor)
     memory = MemoryLimits(fft_bytes=g.fft_chunk_bytes, direct_bytes=g.direct_block_bytes,
@@ -277,6 +273,7 @@ _MINIMUMS: dict[str, tuple[int, bool]] = {
     "fft.product_ns_per_mac": (0, True),
     "fft.small_product_ns_per_mac": (0, True),
     "fft.float64_factor": (0, True),
+    "fft.large_ns_per_nlogn": (0, True),
     "fft.max_fft_length": (16, False),
     "direct.ns_per_mac": (0, True),
     "direct.float64_factor": (0, True),
@@ -345,7 +342,7 @@ def _parse_machine(table: object, source: str) -> tuple[tuple[str, Any], ...]:
 
 def _parse_section(table: dict[str, Any], cls: type, section: str, source: str,
                    hint: str = ".") -> Any:
-    expected = {f.name: f.type for f in _file_fields(cls)}
+    expected = {f.name: f.type for f in fields(cls)}
     for key in table:
         if key not in expected:
             raise ValueError(f"{source}: unknown key '{section}.{key}'; allowed keys are "

@@ -535,15 +535,20 @@ def preparation_cost(p: Problem, config: Config, n: np.ndarray, prepared: Prepar
     factor = c.float64_factor if p.itemsize == 8 else 1.0
     plan_ns = (c.plan_overhead_ns + c.plan_ns_per_point * n) if prepared.plans else 0.0 * n
     kernels = p.groups * p.out_channels * p.in_channels
-    spectra = kernels * _transform_ns(c, n) * factor + plan_ns
+    spectra = kernels * _transform_ns(c, n, p.itemsize) * factor + plan_ns
     cost = np.where(np.isin(n, list(prepared.spectra)), 0.0, spectra)
     return cost + np.where(np.isin(n, list(prepared.transforms)), 0.0, 2 * plan_ns)
 
 
-def _transform_ns(c: Any, n: np.ndarray) -> np.ndarray:
-    """ns of one real FFT of each length in `n` (float32)."""
-    rate = (np.where(n > c.large_length, c.large_ns_per_nlogn, c.ns_per_nlogn)
-            if c.large_length else c.ns_per_nlogn)
+def _transform_ns(c: Any, n: np.ndarray, itemsize: int) -> np.ndarray:
+    """ns of one real FFT of each length in `n`, at float32 rates.
+
+    Rows of more than ``c.large_row_bytes`` bytes (`itemsize` bytes a
+    sample) cost ``c.large_ns_per_nlogn``: they no longer fit the cache
+    that the transform works in.
+    """
+    large = (n * itemsize > c.large_row_bytes) if c.large_row_bytes else False
+    rate = np.where(large, c.large_ns_per_nlogn, c.ns_per_nlogn)
     return rate * n * np.log2(n) * c.radix_penalty ** _odd_factors(n)
 
 
@@ -571,8 +576,8 @@ def _block_costs(p: Problem, config: Config, n: np.ndarray,
     product = p.batch * column_product
     # Gathered input blocks and scattered outputs, and a fixed cost per transform row.
     copied = p.batch * p.groups * (p.in_channels * n + p.out_channels * (n - p.kernel_length + 1))
-    per_block = ((signals * (_transform_ns(c, n) + c.row_overhead_ns) + product) * factor
-                 + copied * p.itemsize * c.ns_per_byte)
+    transforms = signals * (_transform_ns(c, n, p.itemsize) + c.row_overhead_ns)
+    per_block = (transforms + product) * factor + copied * p.itemsize * c.ns_per_byte
     # chunk_blocks() of every length at once.
     per_block_bytes = block_bytes(p.batch, p.groups * p.in_channels, p.groups * p.out_channels,
                                   n.astype(np.int64), p.itemsize)

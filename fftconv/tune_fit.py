@@ -44,6 +44,11 @@ FITTED_CONSTANTS = (
     ("direct", "gather_ns_per_byte"),
     ("direct", "call_overhead_ns"),
 )
+#: Constants scaled by the factor fitted to another, ``tied: leader``: the suites
+#: hold few transforms of rows beyond the cache, so the micro-benchmarks' ratio of
+#: the two transform rates is kept (fitted alone, the large rate fell below the
+#: other on three full suites, against every micro-benchmark).
+TIED_CONSTANTS = {("fft", "large_ns_per_nlogn"): ("fft", "ns_per_nlogn")}
 #: The ``[cupy]`` constants that :func:`~fftconv.config.device_config` turns
 #: into the GPU's counterparts of :data:`FITTED_CONSTANTS` (one kernel launch
 #: is both paths' fixed cost, one copy rate both paths' cost per byte, one
@@ -301,10 +306,17 @@ def _fitted(config: Config, device: str) -> list[tuple[str, str]]:
 
 def _with_values(config: Config, names: Sequence[tuple[str, str]],
                  values: Sequence[float]) -> Config:
-    """`config` with the constants `names` set; every other key and section kept."""
+    """`config` with the constants `names` set, and those :data:`TIED_CONSTANTS` to
+    them scaled alike; every other key and section kept."""
     changes: dict[str, dict[str, float]] = {}
     for (section, key), value in zip(names, values, strict=True):
         changes.setdefault(section, {})[key] = float(value)
+    for (section, key), (lead_section, lead_key) in TIED_CONSTANTS.items():
+        lead = changes.get(lead_section, {}).get(lead_key)
+        if lead is not None and hasattr(getattr(config, section, None), key):
+            factor = lead / getattr(getattr(config, lead_section), lead_key)
+            changes.setdefault(section, {})[key] = float(
+                f"{getattr(getattr(config, section), key) * factor:.6g}")
     return dataclasses.replace(config, **{section: dataclasses.replace(getattr(config, section),
                                                                        **kv)
                                           for section, kv in changes.items()})
@@ -408,9 +420,11 @@ def fit_constants(measurements: Sequence[Measurement] | SuiteRegret, start: Conf
     config = _with_values(start, names, rounded)
     if f(np.log(np.array(rounded) / values), 0.0) > best_f + 1e-9:
         config = config_at(best_x)
-    factors = {f"{s}.{k}": getattr(getattr(config, s), k) / v
-               for (s, k), v in zip(names, values, strict=True)}
-    for (s, k), value in zip(names, values, strict=True):
+    tied = [name for name, lead in TIED_CONSTANTS.items() if lead in names]
+    starting = dict(zip(names, values, strict=True))
+    starting.update({(s, k): getattr(getattr(start, s), k) for s, k in tied})
+    factors = {f"{s}.{k}": getattr(getattr(config, s), k) / v for (s, k), v in starting.items()}
+    for (s, k), value in starting.items():
         factor = factors[f"{s}.{k}"]
         if abs(factor - 1) > 1e-9:
             log(f"{s + '.' + k:<28} {value:.6g} -> {value * factor:.6g} (x{factor:.3g})")

@@ -11,7 +11,7 @@ import dataclasses
 import math
 import numbers
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from math import log2
 
 import numpy as np
@@ -24,6 +24,9 @@ from fftconv.paths.fft import _per_bin_product, corr_valid_fft, kernel_spectra
 
 #: FFT lengths timed for ``fft.ns_per_nlogn`` (each over about 2**21 samples).
 FFT_LENGTHS = (256, 2048, 16384, 131072)
+#: Row lengths timed for ``fft.large_ns_per_nlogn``, as multiples of the
+#: longest float32 row of ``fft.large_row_bytes``.
+LARGE_FFT_MULTIPLES = (2, 4)
 #: Bytes read for ``fft.spectra_ns_per_byte``: more than the caches hold.
 SPECTRA_READ_BYTES = 64 << 20
 
@@ -53,6 +56,22 @@ def _product_ns(batch: int, c_in: int, c_out: int, repeat: int) -> float:
     return seconds * 1e9 / (batch * c_in * c_out * count * bins)
 
 
+def _fft_ns_per_nlogn(backend: Backend, lengths: Sequence[int], repeat: int,
+                      log: Callable[[str], None]) -> float:
+    """Median ns per N log2 N of float32 block FFTs (forward and inverse) of `lengths`."""
+    rng = np.random.default_rng(0)
+    per_nlogn = []
+    for n in lengths:
+        rows = max(1, (1 << 21) // n)
+        block = backend.block_fft(rows, rows, n, np.float32)
+        block.real_in[...] = rng.standard_normal(block.real_in.shape)
+        block.spectrum_in[...] = 1.0
+        seconds = _median_seconds(lambda b=block: (b.forward(), b.inverse()), repeat) / 2
+        per_nlogn.append(seconds * 1e9 / (rows * n * log2(n)))
+        log(f"fft N={n:<7d} {seconds * 1e3:8.3f} ms per {rows} transforms")
+    return float(np.median(per_nlogn))
+
+
 def check_repeat(repeat: object) -> int:
     """`repeat` (timed runs per measurement) as an int; TypeError/ValueError unless >= 1."""
     if isinstance(repeat, bool) or not isinstance(repeat, numbers.Integral):
@@ -70,7 +89,8 @@ def cpu_backend(config: Config) -> Backend:
 def measure_config(base: Config, repeat: int = 5, log: Callable[[str], None] = print) -> Config:
     """Return `base` with its cost constants measured on this machine (float32).
 
-    Times block FFTs of several lengths through the configured backend, the
+    Times block FFTs of several lengths through the configured backend (rows
+    within and beyond ``fft.large_row_bytes``, which is kept), the
     per-bin complex product, a streaming read (the kernel spectra), a float32
     GEMM and a window gather.  Memory budgets, FFTW options and the
     streaming costs are kept from `base`.
@@ -106,15 +126,11 @@ def measure_config(base: Config, repeat: int = 5, log: Callable[[str], None] = p
     backend = cpu_backend(base)
     rng = np.random.default_rng(0)
 
-    per_nlogn = []
-    for n in FFT_LENGTHS:
-        rows = max(1, (1 << 21) // n)
-        block = backend.block_fft(rows, rows, n, np.float32)
-        block.real_in[...] = rng.standard_normal(block.real_in.shape)
-        block.spectrum_in[...] = 1.0
-        seconds = _median_seconds(lambda b=block: (b.forward(), b.inverse()), repeat) / 2
-        per_nlogn.append(seconds * 1e9 / (rows * n * log2(n)))
-        log(f"fft N={n:<7d} {seconds * 1e3:8.3f} ms per {rows} transforms")
+    per_nlogn = _fft_ns_per_nlogn(backend, FFT_LENGTHS, repeat, log)
+    threshold = base.fft.large_row_bytes // 4
+    large_per_nlogn = (_fft_ns_per_nlogn(backend, [m * threshold for m in LARGE_FFT_MULTIPLES],
+                                         repeat, log)
+                       if threshold else base.fft.large_ns_per_nlogn)
     # Fixed cost of one chunk of blocks: a one-block problem is all overhead.
     x1 = np.ones((1, 1, 16), np.float32)
     spectra1 = kernel_spectra(np.ones((1, 1, 1, 1), np.float32), 16, backend)
@@ -137,12 +153,14 @@ def measure_config(base: Config, repeat: int = 5, log: Callable[[str], None] = p
                              repeat)
     gather_ns = gather * 1e9 / (windows.size * 4)
 
-    fft = dataclasses.replace(base.fft, ns_per_nlogn=float(np.median(per_nlogn)),
+    fft = dataclasses.replace(base.fft, ns_per_nlogn=per_nlogn,
+                              large_ns_per_nlogn=large_per_nlogn,
                               call_overhead_ns=overhead * 1e9, product_ns_per_mac=product_ns[0],
                               small_product_ns_per_mac=product_ns[1],
                               spectra_ns_per_byte=read_ns)
     direct = dataclasses.replace(base.direct, ns_per_mac=gemm_ns, gather_ns_per_byte=gather_ns)
     for name, value in [("fft.ns_per_nlogn", fft.ns_per_nlogn),
+                        ("fft.large_ns_per_nlogn", fft.large_ns_per_nlogn),
                         ("fft.call_overhead_ns", fft.call_overhead_ns),
                         ("fft.product_ns_per_mac", fft.product_ns_per_mac),
                         ("fft.small_product_ns_per_mac", fft.small_product_ns_per_mac),

@@ -111,6 +111,31 @@ def test_measure_config_never_returns_a_non_finite_constant(monkeypatch, seconds
         tune_micro.measure_config(DEFAULT, repeat=1, log=lambda line: None)
 
 
+@pytest.mark.parametrize("large_row_bytes", [524288, 0])
+def test_measure_config_times_rows_beyond_the_cache_for_the_large_rate(monkeypatch,
+                                                                        large_row_bytes):
+    from fftconv import tune_micro
+
+    timed = []
+
+    def rate(backend, lengths, repeat, log):
+        timed.append(list(lengths))
+        return 0.5 if lengths == tune_micro.FFT_LENGTHS else 0.75
+
+    monkeypatch.setattr(tune_micro, "_fft_ns_per_nlogn", rate)
+    base = dataclasses.replace(DEFAULT, fft=dataclasses.replace(
+        DEFAULT.fft, large_row_bytes=large_row_bytes))
+    measured = tune_micro.measure_config(base, repeat=1, log=lambda line: None)
+    assert measured.fft.ns_per_nlogn == 0.5
+    if large_row_bytes:  # float32 rows of 1 and 2 MB
+        assert timed == [list(tune_micro.FFT_LENGTHS), [262144, 524288]]
+        assert measured.fft.large_ns_per_nlogn == 0.75
+    else:  # no large rows: the rate is kept
+        assert timed == [list(tune_micro.FFT_LENGTHS)]
+        assert measured.fft.large_ns_per_nlogn == DEFAULT.fft.large_ns_per_nlogn
+    assert measured.fft.large_row_bytes == large_row_bytes
+
+
 # -- tune's output file (measurements replaced by a stand-in) -----------------
 
 @pytest.fixture

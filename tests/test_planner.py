@@ -73,6 +73,12 @@ def _set(text, key, value):
     return edited
 
 
+def _slow_fft_text():
+    """The default file with every FFT transform 1000 ns per N log2 N."""
+    text = _set(DEFAULT.to_toml(), "ns_per_nlogn", "1000.0")
+    return _set(text, "large_ns_per_nlogn", "1000.0")
+
+
 @pytest.mark.parametrize(("edit", "message"), [
     (lambda t: _set(t, "radix_penalty", "1.1\nbogus = 3"), "unknown key 'fft.bogus'"),
     (lambda t: re.sub(r"(?m)^ns_per_mac = .*\n", "", t), "missing key 'direct.ns_per_mac'"),
@@ -99,8 +105,7 @@ def test_bad_config_names_file_and_key(tmp_path, edit, message):
 
 def test_config_round_trip_and_precedence(tmp_path, monkeypatch):
     assert read_config(_write(tmp_path, DEFAULT.to_toml())).fft == DEFAULT.fft
-    slow_fft = _set(DEFAULT.to_toml(), "ns_per_nlogn", "1000.0")
-    path = _write(tmp_path, slow_fft)
+    path = _write(tmp_path, _slow_fft_text())
     monkeypatch.setenv("FFTCONV_CONFIG", str(path))
     assert load_config().fft.ns_per_nlogn == 1000.0
     assert load_config(DEFAULT) is DEFAULT  # the argument wins over the environment
@@ -120,6 +125,8 @@ def test_missing_config_file(tmp_path):
     ("ns_per_nlogn", "inf", "key 'fft.ns_per_nlogn' must be a finite number > 0, got inf."),
     ("ns_per_nlogn", "0.0", "key 'fft.ns_per_nlogn' must be a finite number > 0, got 0.0."),
     ("radix_penalty", "0", "key 'fft.radix_penalty' must be a finite number > 0"),
+    ("large_ns_per_nlogn", "0.0", "key 'fft.large_ns_per_nlogn' must be a finite number > 0"),
+    ("large_row_bytes", "-1", "key 'fft.large_row_bytes' must be an integer >= 0, got -1."),
     ("product_ns_per_mac", "nan", "key 'fft.product_ns_per_mac' must be a finite number > 0"),
     ("small_product_ns_per_mac", "0.0",
      "key 'fft.small_product_ns_per_mac' must be a finite number > 0"),
@@ -230,7 +237,7 @@ def test_plan_accepts_a_config_path_or_none(tmp_path, monkeypatch):
     assert _plan(config=str(path)) == expected
     assert _plan(config=path) == expected
     assert _plan(config=None) == expected
-    slow_fft = _write(tmp_path, _set(DEFAULT.to_toml(), "ns_per_nlogn", "1000.0"))
+    slow_fft = _write(tmp_path, _slow_fft_text())
     assert _plan(input_shape=(4, 1, 1_048_576), spec=ConvSpec(8191), filters=1,
                  config=str(slow_fft)).path == "direct"
 
@@ -400,3 +407,31 @@ def test_gemms_of_few_columns_cost_as_many_as_the_devices_minimum(monkeypatch):
     np.testing.assert_allclose(charged - plain, chunks * 216 * (n // 2 + 1) * missing
                                * DEFAULT.fft.product_ns_per_mac, rtol=1e-9)
     assert CPU_TRAITS.gemm_min_columns == 4
+
+
+@pytest.mark.parametrize("itemsize", [4, 8])
+def test_rows_beyond_the_cache_cost_the_large_transform_rate(itemsize):
+    """Rows of more than ``fft.large_row_bytes`` bytes take ``fft.large_ns_per_nlogn``:
+    from 262144 points in float32 and 131072 in float64 with the default's 512 KB."""
+    p = dataclasses.replace(WIDE_LONG, itemsize=itemsize)
+    n = np.array([65536, 131072, 262144, 524288])
+    rows = (12 + 18) * np.ceil(p.outputs / (n - p.kernel_length + 1))  # transform rows
+
+    def cost_with(rate: float) -> np.ndarray:
+        fft = dataclasses.replace(DEFAULT.fft, large_ns_per_nlogn=rate)
+        return fft_cost(p, dataclasses.replace(DEFAULT, fft=fft), n)
+
+    small = DEFAULT.fft.ns_per_nlogn
+    extra = cost_with(3 * small) - cost_with(small)
+    large = n * itemsize > DEFAULT.fft.large_row_bytes
+    assert DEFAULT.fft.large_row_bytes == 524288
+    assert large.tolist() == [False, False, True, True] if itemsize == 4 else [False] + [True] * 3
+    factor = DEFAULT.fft.float64_factor if itemsize == 8 else 1.0
+    np.testing.assert_allclose(extra, large * rows * 2 * small * n * np.log2(n) * factor,
+                               rtol=1e-9, atol=1e-3)
+    # 0 turns the large rate off; on a GPU the threshold is cuFFT's, in float32 bytes.
+    fft = dataclasses.replace(DEFAULT.fft, large_row_bytes=0, large_ns_per_nlogn=3 * small)
+    off = fft_cost(p, dataclasses.replace(DEFAULT, fft=fft), n)
+    np.testing.assert_allclose(off, cost_with(small), rtol=1e-12)
+    gpu = device_config(DEFAULT, "cuda").fft
+    assert gpu.large_row_bytes == 4 * DEFAULT.cupy.cufft_large_length

@@ -237,6 +237,7 @@ def _synthetic(truth, cases):
 # Another machine: slower transforms and chunks, faster products, a slower GEMM.
 TRUTH = _with(DEFAULT,
               fft={"ns_per_nlogn": DEFAULT.fft.ns_per_nlogn * 2,
+                   "large_ns_per_nlogn": DEFAULT.fft.large_ns_per_nlogn * 2,
                    "call_overhead_ns": DEFAULT.fft.call_overhead_ns * 3,
                    "product_ns_per_mac": DEFAULT.fft.product_ns_per_mac * 0.4},
               direct={"ns_per_mac": DEFAULT.direct.ns_per_mac * 6})
@@ -250,6 +251,8 @@ def test_fit_recovers_the_choices_of_a_known_cost_model():
     assert fit.before.p90 > 1.2 and fit.before.worst > 3  # the default model chooses badly
     assert fit.after.median == 1.0 and fit.after.worst < 1.02
     assert np.all(suite.regrets(fit.config) < 1.02)
+    ns, large = fit.factors["fft.ns_per_nlogn"], fit.factors["fft.large_ns_per_nlogn"]
+    assert ns != 1.0 and large == pytest.approx(ns, rel=1e-5)  # tied to the other rate
     assert fit.evaluations <= 240 + 10  # the budget, and a few scores outside the search
 
 
@@ -259,8 +262,11 @@ def test_fit_changes_only_the_fitted_constants():
     # Deterministic: the same measurements give the same fit.
     again = tune_fit.fit_constants(measured, DEFAULT, log=lambda line: None, max_evaluations=60)
     assert again.config == fit.config and again.after == fit.after
-    fitted = {f"{s}.{k}" for s, k in tune_fit.FITTED_CONSTANTS}
+    fitted = {f"{s}.{k}" for s, k in [*tune_fit.FITTED_CONSTANTS, *tune_fit.TIED_CONSTANTS]}
     assert set(fit.factors) <= fitted
+    # The transform rate beyond the cache keeps its ratio to the other.
+    assert fit.factors["fft.large_ns_per_nlogn"] == pytest.approx(fit.factors["fft.ns_per_nlogn"],
+                                                                  rel=1e-5)
     for section in dataclasses.fields(DEFAULT):
         values = getattr(DEFAULT, section.name)
         if not dataclasses.is_dataclass(values):
