@@ -463,15 +463,16 @@ class Engine:
                  time_major: bool) -> tuple[Plan, Any]:
         """Time the candidates worth it (:meth:`_measurable`) on `x`; the fastest, and its result.
 
-        The model's choice runs first: its result is the call's unless another
-        candidate wins.  Every timed run follows an untimed run of the same
-        candidate, as a program calling the layer repeatedly runs it: the
-        untimed one makes the FFT plans and kernel spectra, and lets the memory
-        that another candidate's run left behind settle; before it, the worker
-        threads that run left spinning are waited for
+        Every timed run follows an untimed run of the same candidate, as a
+        program calling the layer repeatedly runs it: the untimed one makes the
+        FFT plans and kernel spectra, and lets the memory that another
+        candidate's run left behind settle; before it, the worker threads that
+        run left spinning are waited for
         (:func:`~fftconv._machine.wait_for_idle_threads`; either can double the
-        next run's time on a small machine).  The model's
-        choice is timed at once; then, while ``config.planner.measure_seconds``
+        next run's time on a small machine).  The model's choice runs first.
+        If the model estimates one more run of it longer than
+        ``config.planner.measure_seconds``, that run's result is the call's and
+        nothing is timed; else it is timed at once, and then, while the time
         (counted from the end of the first run) lasts, each other candidate,
         cheapest first, runs twice, the second run timed.  A candidate whose
         two runs the model estimates longer than the time left, or whose
@@ -491,10 +492,12 @@ class Engine:
         measured candidate wins, however close the runner-up: in 26 near ties
         (within 5 %) of three benchmark runs, the measured fastest was the faster
         of the two in the benchmark's own later timings 16 times, the model's
-        choice 8 times.  The timed runs'
-        results are dropped at once (holding them made the next runs'
-        allocations up to three times slower); the result returned is the first
-        run's, or another winner's from one more run.
+        choice 8 times.  The results of all these runs are dropped at once, the
+        first one's too: a result held while the others run makes each of them
+        allocate its arrays in memory the process has not touched yet, up to
+        four times slower (a 104 MB direct-path result: 400 ms against a steady
+        95, enough to lose the path that 30 % faster); the result returned is
+        the winner's, from one more run.
         The runs keep the FFT plans they find (:func:`~fftconv.backends.blocks.plans_held`):
         a backend planning a transform again with more effort in one of them
         would charge that candidate seconds of planning, and leave the others
@@ -528,15 +531,18 @@ class Engine:
         def left() -> float:
             return budget - (time.perf_counter() - start)
 
-        for i, candidate in enumerate(self._measurable(model)):
-            if candidate.cost_ns * 1e-9 * (1 if i == 0 else 2) > left():
-                break
-            if i:
+        model_choice, *others = self._measurable(model)
+        if model_choice.cost_ns * 1e-9 <= left():
+            result = None  # held, it would slow the allocations of the runs below
+            timed_run(model_choice)
+            for candidate in others:
+                if candidate.cost_ns * 1e-9 * 2 > left():
+                    break
                 wait_for_idle_threads()
                 run(candidate)
                 if left() <= 0:
                     break
-            timed_run(candidate)
+                timed_run(candidate)
         with self._lock:
             self.measurements += len(seconds)
         for _ in range(1, MEASURE_ROUNDS):
@@ -550,10 +556,9 @@ class Engine:
                 run(candidate)
                 timed_run(candidate)
         winner = min(seconds, key=seconds.__getitem__) if seconds else model.candidates[0]
-        chosen = model
-        if winner != model.candidates[0]:
+        chosen = model.choose(winner)
+        if result is None:
             result = run(winner)
-            chosen = model.choose(winner)
         if token is not None:
             key = _operands_key(chosen, x.dtype.str, backend.device)
             self.spectra.get(token, key, lambda: self._operands(

@@ -13,6 +13,7 @@ import sys
 import textwrap
 import threading
 import warnings
+import weakref
 
 import numpy as np
 import pytest
@@ -278,11 +279,17 @@ def test_environment_turns_saving_on_over_the_configuration(wisdom_dir, monkeypa
     assert (wisdom_dir / plan_wisdom.WISDOM_FILE).exists()
 
 
-def test_zero_budget_measures_nothing(wisdom_dir):
+def test_zero_budget_measures_nothing(wisdom_dir, monkeypatch):
     config = dataclasses.replace(MEASURE, planner=dataclasses.replace(
         MEASURE.planner, measure_seconds=0.0))
     estimate, measure, x = _pair("strided", config=config)
-    assert_close(measure(x), estimate(x))
+    expected = estimate(x)
+    runs = []
+    run = Engine._run
+    monkeypatch.setattr(Engine, "_run", lambda self, *args, **kwargs: runs.append(1) or run(
+        self, *args, **kwargs))
+    assert_close(measure(x), expected)
+    assert len(runs) == 1  # the first run's result is the call's: nothing run again
     assert measure.engine.measurements == 0
     assert measure.plan_for(x.shape) == estimate.plan_for(x.shape)
     assert not (wisdom_dir / plan_wisdom.WISDOM_FILE).exists()  # nothing compared
@@ -326,7 +333,8 @@ def _fake_runs(monkeypatch, seconds_of):
 def test_budget_bounds_the_candidates_timed(monkeypatch, budget, timed):
     # Every run takes "1 s".  The model's choice, which has just run, is timed
     # at once; another candidate is timed only if its untimed run leaves time
-    # (3.5 s: one more, 5.5 s: two more); no second round fits.
+    # (3.5 s: one more, 5.5 s: two more); no second round fits.  The winner
+    # runs once more for the call's result.
     clock, ran = _fake_runs(monkeypatch, lambda chosen: 1.0)
     config = dataclasses.replace(MEASURE, planner=dataclasses.replace(
         MEASURE.planner, measure_seconds=budget))
@@ -338,8 +346,8 @@ def test_budget_bounds_the_candidates_timed(monkeypatch, budget, timed):
     assert_close(measure(x), expected)
     assert measure.engine.measurements == timed
     # The first run, the model's timed run, then each other candidate twice and,
-    # but for the smallest budget, one untimed run past the budget.
-    assert clock.now - started == 2 * timed + (budget > 1)
+    # but for the smallest budget, one untimed run past the budget; the winner's.
+    assert clock.now - started == 2 * timed + (budget > 1) + 1
 
 
 def test_rounds_retime_only_the_contenders(monkeypatch):
@@ -360,7 +368,8 @@ def test_rounds_retime_only_the_contenders(monkeypatch):
     expected = estimate(x)
     ran.clear()
     assert_close(measure(x), expected)
-    assert ran == [candidates[0], candidates[0]] + [c for c in candidates[1:] for _ in (0, 1)]
+    assert ran == ([candidates[0], candidates[0]] + [c for c in candidates[1:] for _ in (0, 1)]
+                   + [candidates[0]])  # the winner, once more for the result
     assert measure.plan_for(x.shape).candidates[0] \
         == candidates[0]
 
@@ -444,7 +453,7 @@ def test_each_candidate_waits_for_idle_worker_threads_before_its_runs(monkeypatc
     ran.clear()
     assert_close(measure(x), expected)
     assert len({c for c in ran if c != "wait"}) >= 2 and "wait" in ran
-    assert _waits_at_every_change(ran)
+    assert _waits_at_every_change(ran[:-1])  # the last, untimed, run is the result's
     assert not _waits_at_every_change(["a", "b"]) and _waits_at_every_change(["a", "a"])
 
 
@@ -462,7 +471,7 @@ def test_later_rounds_time_every_candidate_close_to_the_fastest(monkeypatch):
     assert_close(measure(x), expected)
     first_round = [candidates[0], candidates[0]] + [c for c in candidates[1:] for _ in (0, 1)]
     later = [c for c in candidates for _ in (0, 1)] * (engine_module.MEASURE_ROUNDS - 1)
-    assert ran == first_round + later
+    assert ran == first_round + later + [candidates[0]]  # the winner, for the result
     assert measure.engine.measurements == len(candidates)
 
 
@@ -481,7 +490,7 @@ def test_a_round_leaves_out_the_slowest_contenders_that_do_not_fit(monkeypatch):
     expected = estimate(x)
     ran.clear()
     assert_close(measure(x), expected)
-    assert ran[1 + first_round_s:] == [candidates[0]] * 2 + [candidates[1]] * 2
+    assert ran[1 + first_round_s:] == [candidates[0]] * 2 + [candidates[1]] * 2 + [candidates[0]]
 
 
 def _measure_with_one_slow_start(monkeypatch, which, slow_s, slow_runs):
@@ -552,6 +561,29 @@ def test_the_measured_fastest_wins_however_close(monkeypatch):
     assert_close(measure(x), expected)
     assert ran[-1] == last[0]  # run once more for the call's result
     assert measure.plan_for(x.shape).candidates[0] == last[0]
+
+
+def test_no_result_is_held_while_the_candidates_run(monkeypatch):
+    # A result kept alive while the next runs allocate theirs makes them fault in
+    # memory the process has not touched (up to four times slower): the first
+    # run's result, too, is dropped before the timed runs, and the call's result
+    # comes from one more run of the winner.
+    results, alive_at_run = [], []
+    run = Engine._run
+
+    def tracking_run(self, *args, **kwargs):
+        alive_at_run.append(sum(r() is not None for r in results))
+        y = run(self, *args, **kwargs)
+        results.append(weakref.ref(y))
+        return y
+
+    estimate, measure, x = _pair("strided")
+    expected = estimate(x)
+    monkeypatch.setattr(Engine, "_run", tracking_run)
+    y = measure(x)
+    assert measure.engine.measurements > 1
+    assert len(alive_at_run) > 3 and alive_at_run == [0] * len(alive_at_run)
+    assert_close(y, expected)
 
 
 def test_hopeless_candidates_and_forced_methods_are_not_measured():
