@@ -54,6 +54,9 @@ DIR_ENV_VAR = "FFTCONV_CONFIG_DIR"
 PROFILE_FILE = "profile.toml"
 #: :attr:`Config.source` of the packaged default configuration.
 DEFAULT_SOURCE = "configs/default.toml"
+#: Bytes of a float32 sample: the lengths the cost model is measured in
+#: (``cupy.cufft_large_length``, the tuning command's transforms) are float32 rows.
+FLOAT32_BYTES = 4
 #: Why :func:`load_config` chose its configuration (see :func:`config_origin`).
 ORIGINS = ("argument", ENV_VAR, "user profile", "default")
 
@@ -236,7 +239,7 @@ def _cuda_config(config: Config) -> Config:
         spectra_ns_per_byte=g.copy_ns_per_byte, float64_factor=g.fp64_factor,
         max_fft_length=g.cufft_max_length,
         plan_overhead_ns=g.cufft_plan_overhead_ns, plan_ns_per_point=g.cufft_plan_ns_per_point,
-        large_row_bytes=4 * g.cufft_large_length,
+        large_row_bytes=FLOAT32_BYTES * g.cufft_large_length,
         large_ns_per_nlogn=g.cufft_large_ns_per_nlogn)
     direct = DirectCosts(ns_per_mac=g.gemm_ns_per_mac, gather_ns_per_byte=g.copy_ns_per_byte,
                          call_overhead_ns=g.launch_overhead_ns, float64_factor=g.fp64_factor)

@@ -18,7 +18,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from fftconv.backends import Backend, get_backend
-from fftconv.config import Config
+from fftconv.config import FLOAT32_BYTES, Config
 from fftconv.engine import backend_options
 from fftconv.paths.fft import _per_bin_product, corr_valid_fft, kernel_spectra
 
@@ -127,7 +127,7 @@ def measure_config(base: Config, repeat: int = 5, log: Callable[[str], None] = p
     rng = np.random.default_rng(0)
 
     per_nlogn = _fft_ns_per_nlogn(backend, FFT_LENGTHS, repeat, log)
-    threshold = base.fft.large_row_bytes // 4
+    threshold = base.fft.large_row_bytes // FLOAT32_BYTES
     large_per_nlogn = (_fft_ns_per_nlogn(backend, [m * threshold for m in LARGE_FFT_MULTIPLES],
                                          repeat, log)
                        if threshold else base.fft.large_ns_per_nlogn)
@@ -140,7 +140,7 @@ def measure_config(base: Config, repeat: int = 5, log: Callable[[str], None] = p
 
     # The per-bin product streams each chunk's kernel spectra from memory once:
     # a read of an array larger than the caches.
-    spectra = np.ones(SPECTRA_READ_BYTES // 4, np.float32)
+    spectra = np.ones(SPECTRA_READ_BYTES // FLOAT32_BYTES, np.float32)
     read_ns = _median_seconds(lambda: spectra.sum(), repeat) * 1e9 / spectra.nbytes
 
     w = rng.standard_normal((64, 640)).astype(np.float32)
@@ -151,7 +151,7 @@ def measure_config(base: Config, repeat: int = 5, log: Callable[[str], None] = p
     windows = sliding_window_view(x, 9, axis=-1)
     gather = _median_seconds(lambda: np.ascontiguousarray(windows.transpose(1, 3, 0, 2)),
                              repeat)
-    gather_ns = gather * 1e9 / (windows.size * 4)
+    gather_ns = gather * 1e9 / (windows.size * windows.itemsize)
 
     fft = dataclasses.replace(base.fft, ns_per_nlogn=per_nlogn,
                               large_ns_per_nlogn=large_per_nlogn,
