@@ -60,6 +60,11 @@ FIRST_CALL_ONLY_S = 10.0
 WARM_CALLS = 3
 #: A choice costing more than this regret is counted as a mistake in the summary.
 MISTAKE_REGRET = 1.10
+#: More timed rounds where a planning method chose a forced candidate other than
+#: the fastest, within `CLOSE_CALL_RATIO` of it: its regret by choice compares two
+#: times that the machine's swings (10-15 % between rounds) blur after `--repeat`.
+CLOSE_CALL_ROUNDS = 5
+CLOSE_CALL_RATIO = 1.5
 #: Relative error, max|y - ref| / max|ref|, above which an output is flagged.
 CHECK_TOLERANCE = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-9}
 
@@ -306,7 +311,9 @@ def chosen_of(layer: fftconv.SignalConv1D, case: Case) -> str:
 
 def time_methods(calls: dict[str, Callable[[], np.ndarray]], repeat: int, pause_s: float,
                  check: Callable[[str, np.ndarray], str],
-                 no_setup: frozenset[str] = frozenset(), seed: int = 0) -> dict[str, Timing]:
+                 no_setup: frozenset[str] = frozenset(), seed: int = 0,
+                 close_call: Callable[[dict[str, Timing]], bool] | None = None,
+                 ) -> dict[str, Timing]:
     """Time every call: untimed warm-up calls, then `repeat` rounds taking turns.
 
     Each method first makes `WARM_CALLS` untimed calls (the first one plans,
@@ -330,6 +337,9 @@ def time_methods(calls: dict[str, Callable[[], np.ndarray]], repeat: int, pause_
     takes longer than `SLOW_CALL_S` is timed once, in the last round, without
     the untimed call before it; one that takes longer than
     `FIRST_CALL_ONLY_S` is not called again, and that call is its time (noted).
+
+    If `close_call` says so of the timings after these rounds, `CLOSE_CALL_ROUNDS`
+    more rounds follow, the same way, of the methods timed in every round.
     """
     out: dict[str, Timing] = {}
     once: set[str] = set()  # timed once, in the last round
@@ -360,24 +370,30 @@ def time_methods(calls: dict[str, Callable[[], np.ndarray]], repeat: int, pause_
         except Exception as exc:  # noqa: BLE001 - a failing method shows n/a
             out[name] = Timing("n/a", note=f"{type(exc).__name__}: {exc}"[:300])
     rng, names = np.random.default_rng(seed), list(calls)
-    for i in range(repeat):
-        for name in (names[j] for j in rng.permutation(len(names))):
-            fn, timing = calls[name], out[name]
-            if timing.status != "ok" or name in done:
-                continue
-            slow = name in once
-            if slow and i < repeat - 1:
-                continue
-            if not slow:
+
+    def timed_rounds(count: int, slow_ones: bool) -> None:
+        for i in range(count):
+            for name in (names[j] for j in rng.permutation(len(names))):
+                fn, timing = calls[name], out[name]
+                if timing.status != "ok" or name in done:
+                    continue
+                slow = name in once
+                if slow and not (slow_ones and i == count - 1):
+                    continue
+                if not slow:
+                    fn()
+                time.sleep(pause_s)
+                t0 = time.perf_counter()
                 fn()
-            time.sleep(pause_s)
-            t0 = time.perf_counter()
-            fn()
-            timing.times_ms.append((time.perf_counter() - t0) * 1e3)
-    for timing in out.values():
-        if timing.status == "ok":
-            timing.min_ms = min(timing.times_ms)
-            timing.median_ms = float(np.median(timing.times_ms))
+                timing.times_ms.append((time.perf_counter() - t0) * 1e3)
+        for timing in out.values():
+            if timing.status == "ok":
+                timing.min_ms = min(timing.times_ms)
+                timing.median_ms = float(np.median(timing.times_ms))
+
+    timed_rounds(repeat, True)
+    if close_call is not None and close_call(out):
+        timed_rounds(CLOSE_CALL_ROUNDS, False)
     return out
 
 
@@ -453,8 +469,21 @@ def run_case(case: Case, sizes: Sizes, default: Config, profiles: list[tuple[str
         err = float(np.max(np.abs(y.astype(np.float64) - ref))) / scale
         return "ok" if err < CHECK_TOLERANCE[dtype] else f"ERROR rel {err:.1e}"
 
+    extra_rounds = []
+
+    def close_call(timed: dict[str, Timing]) -> bool:
+        forced_ms = {n: t.min_ms for n, t in timed.items()
+                     if (n == "direct" or n.startswith("fft:")) and t.status == "ok"}
+        fastest = min(forced_ms.values(), default=None)
+        close = fastest is not None and any(
+            fastest < forced_ms.get(chosen_of(layer, case), 0) <= CLOSE_CALL_RATIO * fastest
+            for layer in planners.values())
+        extra_rounds.append(CLOSE_CALL_ROUNDS if close else 0)
+        return close
+
     # The direct path's first call only rearranges the kernel.
-    measured = time_methods(calls, repeat, pause_s, check, frozenset({"direct"}), case.seed)
+    measured = time_methods(calls, repeat, pause_s, check, frozenset({"direct"}), case.seed,
+                            close_call)
     reference.clear()
     for name, timing in measured.items():
         timing.estimate_ms = timings.get(name, timing).estimate_ms
@@ -490,6 +519,7 @@ def run_case(case: Case, sizes: Sizes, default: Config, profiles: list[tuple[str
                     "out_channels": p.out_channels, "kernel_length": p.kernel_length,
                     "outputs": p.outputs, "macs": p.macs},
         "planned": _label(default_plan.path, default_plan.n_fft),
+        "extra_rounds": sum(extra_rounds),
         "planner_best_fft": _label("fft", best_fft.n_fft),
         "fastest": fastest_name,
         "fastest_forced": winner,
@@ -623,6 +653,11 @@ def render_summary(table: list[dict], rows: list[dict], methods: list[str],
         lines.append(f"measure: on {untimed} of {len(rows)} configurations the first call timed "
                      f"no candidate (a winner remembered in the plan wisdom, or a single "
                      f"candidate worth timing).")
+    close = sum(r.get("extra_rounds", 0) > 0 for r in rows)
+    if close:
+        lines.append(f"close calls: {close} of {len(rows)} configurations, where a planning "
+                     f"method chose a forced candidate within {CLOSE_CALL_RATIO:g}x of the "
+                     f"fastest, were timed {CLOSE_CALL_ROUNDS} more rounds.")
     n_direct_skipped = sum(r["methods"]["direct"]["status"] == "skipped" for r in rows)
     lines += [
         "own calls: the method's time / the fastest time of any method on the configuration.",
@@ -666,7 +701,8 @@ def render_row(row: dict, methods: list[str]) -> str:
     p = row["problem"]
     head = (f"[{row['case']['index'] + 1:>3}] {row['description']}  "
             f"(Kp={p['kernel_length']} G={p['groups']} Ci={p['in_channels']} "
-            f"Co={p['out_channels']})  fastest {row['fastest']}")
+            f"Co={p['out_channels']})  fastest {row['fastest']}"
+            + (f"  (+{row['extra_rounds']} rounds)" if row.get("extra_rounds") else ""))
     errors = [f"{n}: {t['check']}" for n, t in ms.items() if t["check"].startswith("ERROR")]
     return "\n".join([head, "      " + "  ".join(cells), "      " + " | ".join(plans)]
                      + (["      CHECK " + "; ".join(errors)] if errors else []))
@@ -855,7 +891,8 @@ def main(argv: list[str] | None = None) -> int:
                     "default_config": default.source, "sizes": asdict(sizes),
                     "direct_skip_s": DIRECT_SKIP_S, "slow_call_s": SLOW_CALL_S,
                     "first_call_only_s": FIRST_CALL_ONLY_S, "warm_calls": WARM_CALLS,
-                    "measure": with_measure},
+                    "close_call_rounds": CLOSE_CALL_ROUNDS,
+                    "close_call_ratio": CLOSE_CALL_RATIO, "measure": with_measure},
         "machine": machine,
         "elapsed_s": time.perf_counter() - started,
         "summary": table,

@@ -191,6 +191,26 @@ def test_regret_rounds_take_the_methods_in_a_new_order_each(monkeypatch):
     assert rounds(0) == orders and rounds(1) != orders
 
 
+@pytest.mark.parametrize("close", [False, True])
+def test_regret_close_calls_get_more_rounds(monkeypatch, close):
+    """A close call (decided on the timings of the `repeat` rounds) is timed
+    CLOSE_CALL_ROUNDS more rounds, every method alike; otherwise none."""
+    regret = _regret_module(monkeypatch)
+    names = ["direct", "fft:512", "estimate"]
+    seen = []
+
+    def close_call(timed):
+        seen.append({n: (len(t.times_ms), t.min_ms) for n, t in timed.items()})
+        return close
+
+    out = regret.time_methods({n: (lambda: np.zeros(1)) for n in names}, 3, 0.0,
+                              lambda n, y: "", close_call=close_call)
+    assert len(seen) == 1 and all(k == 3 and ms is not None for k, ms in seen[0].values())
+    expected = 3 + (regret.CLOSE_CALL_ROUNDS if close else 0)
+    assert all(len(t.times_ms) == expected for t in out.values())
+    assert all(t.min_ms == min(t.times_ms) for t in out.values())
+
+
 def test_regret_resolution_compares_one_candidate_timed_in_two_objects(monkeypatch):
     regret = _regret_module(monkeypatch)
     ok = {"status": "ok", "chosen": None}
