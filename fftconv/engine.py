@@ -495,9 +495,9 @@ class Engine:
         choice 8 times.  The results of all these runs are dropped at once, the
         first one's too: a result held while the others run makes each of them
         allocate its arrays in memory the process has not touched yet, up to
-        four times slower (a 104 MB direct-path result: 400 ms against a steady
-        95, enough to lose the path that 30 % faster); the result returned is
-        the winner's, from one more run.
+        four times slower (with a 104 MB direct-path result held, that path's
+        timed run took 400 ms against a steady 95, and it lost to FFT lengths
+        30 % slower); the result returned is the winner's, from one more run.
         The runs keep the FFT plans they find (:func:`~fftconv.backends.blocks.plans_held`):
         a backend planning a transform again with more effort in one of them
         would charge that candidate seconds of planning, and leave the others
