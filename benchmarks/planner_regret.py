@@ -283,6 +283,16 @@ def _label(path: str, n_fft: int) -> str:
     return "direct" if path == "direct" else f"fft:{n_fft}"
 
 
+def _is_forced(name: str) -> bool:
+    """Whether a method's name (:func:`_label`'s) is a forced candidate's."""
+    return name == "direct" or name.startswith("fft:")
+
+
+def _forced_ok(timings: dict[str, Timing]) -> dict[str, Timing]:
+    """The timings of the forced candidates that ran."""
+    return {n: t for n, t in timings.items() if _is_forced(n) and t.status == "ok"}
+
+
 def forced_call(engine: Engine, x: np.ndarray, kernel: np.ndarray, chosen: Plan,
                 data_format: str) -> Callable[[], np.ndarray]:
     """A call that runs `chosen` the way the layer runs its own plan (layout included)."""
@@ -472,8 +482,7 @@ def run_case(case: Case, sizes: Sizes, default: Config, profiles: list[tuple[str
     extra_rounds = []
 
     def close_call(timed: dict[str, Timing]) -> bool:
-        forced_ms = {n: t.min_ms for n, t in timed.items()
-                     if (n == "direct" or n.startswith("fft:")) and t.status == "ok"}
+        forced_ms = {n: t.min_ms for n, t in _forced_ok(timed).items()}
         fastest = min(forced_ms.values(), default=None)
         close = fastest is not None and any(
             fastest < forced_ms.get(chosen_of(layer, case), 0) <= CLOSE_CALL_RATIO * fastest
@@ -508,8 +517,7 @@ def run_case(case: Case, sizes: Sizes, default: Config, profiles: list[tuple[str
         if timing.status == "ok" and fastest:
             timing.regret = timing.min_ms / fastest
     # The fastest path: the quickest forced candidate (a planning method runs one of them).
-    forced_ok = {n: t for n, t in timings.items()
-                 if (n == "direct" or n.startswith("fft:")) and t.status == "ok"}
+    forced_ok = _forced_ok(timings)
     winner = min(forced_ok, key=lambda n: forced_ok[n].min_ms) if forced_ok else None
     p = forced.problem
     return {
@@ -680,7 +688,7 @@ def render_summary(table: list[dict], rows: list[dict], methods: list[str],
 
 def render_row(row: dict, methods: list[str]) -> str:
     ms = row["methods"]
-    forced = [n for n in ms if n == "direct" or n.startswith("fft:")]
+    forced = [n for n in ms if _is_forced(n)]
     cells = []
     for n in forced:
         t = ms[n]
