@@ -165,10 +165,11 @@ def row_peer(wl: rb.Workload, x: Any, kernel: np.ndarray,
              ) -> Callable[[], Any]:
     """A full convolution of each row ``(B*C, W_up)`` with the one filter, cropped.
 
-    `convolve(rows, h)` takes and returns arrays of one library; `to_array`
+    `convolve(rows, h)` takes arrays of one library, the filter as ``(1, K)``
+    (both peers want operands of the same dimension), and returns one; `to_array`
     makes one of a CuPy array (DLPack for torch).
     """
-    h = to_array(cupy.asarray(rb.conv_kernel(wl, kernel)[:, 0, 0]))
+    h = to_array(cupy.asarray(rb.conv_kernel(wl, kernel)[None, :, 0, 0]))
     off, d, n = wl.full_offset, wl.strides_down, wl.width_out
     b, c = wl.batch, wl.channels
     rows = to_array(cupy.ascontiguousarray(rb.upsample(wl, x, cupy).transpose(0, 2, 1)
@@ -196,9 +197,7 @@ def peer_calls(wl: rb.Workload, x: Any, kernel: np.ndarray) -> tuple[dict, dict]
         add(name, rb.scipy_fft_peer(wl, x, kernel, name, cupyx.scipy.signal, cupy))
     add("upfirdn", rb.upfirdn_peer(wl, x, kernel, cupyx.scipy.signal, cupy))
     why = row_filter(wl)
-    add("convolve", why or row_peer(
-        wl, x, kernel, lambda rows, h: cupyx.scipy.signal.convolve(rows, h[None]),
-        lambda a: a))
+    add("convolve", why or row_peer(wl, x, kernel, cupyx.scipy.signal.convolve, lambda a: a))
     if torch is None:
         add("torch", "torch not importable")
     elif not torch.cuda.is_available():
