@@ -48,6 +48,12 @@ HOPELESS_FACTOR = 10.0
 #: Rounds of timed runs of the measured candidates at most (each candidate's
 #: fastest run counts).
 MEASURE_ROUNDS = 5
+#: Timed runs of each contender in a round after the first, after its untimed
+#: run: back-to-back runs of one candidate, as a program calling the layer
+#: makes, give two timings for three runs.  Near ties need many: drawn from the
+#: planner report's own timings on a 2-core VM, the median worst regret over its
+#: 64 layers was 1.15-1.16 with three timings per candidate, 1.09-1.13 with six.
+ROUND_TIMED_RUNS = 2
 #: After a round, the candidates slower than this multiple of the fastest so far
 #: are not timed again (the model's choice excepted).
 CONTENDER_FACTOR = 1.5
@@ -478,17 +484,18 @@ class Engine:
         two runs the model estimates longer than the time left, or whose
         untimed run leaves no time, is left out, as are those after it.  Up to
         :data:`MEASURE_ROUNDS` rounds follow while the time left allows a whole
-        round, each timing again, the same way, the contenders
-        (:func:`_contenders`): the fastest so far, the model's choice and every
-        other candidate within :data:`CONTENDER_FACTOR` of the fastest (the
-        slowest of these left out while the round would not fit); each one's
-        fastest run counts.  A path whose time swings between two levels from
-        call to call (on a small shared machine, 1.5x and more) is caught at its
-        lower level only if timed more than once.  The model's choice
-        stays in however slow its first timed run: a path's first calls in a
-        process can take two to three times its steady time (its large arrays
-        fault in fresh memory, on Linux with transparent huge pages compacting
-        it), and the model's estimate is evidence against such a run.  The fastest
+        round, each timing again the contenders (:func:`_contenders`): the
+        fastest so far, the model's choice and every other candidate within
+        :data:`CONTENDER_FACTOR` of the fastest (the slowest of these left out
+        while the round would not fit), each with an untimed run and then
+        :data:`ROUND_TIMED_RUNS` timed runs; each one's fastest run counts.  A
+        path whose time swings between two levels from call to call (on a small
+        shared machine, 1.5x and more) is caught at its lower level only if
+        timed more than once.  The model's choice stays in however slow its
+        first timed run: a path's first calls in a process can take two to
+        three times its steady time (its large arrays fault in fresh memory, on
+        Linux with transparent huge pages compacting it), and the model's
+        estimate is evidence against such a run.  The fastest
         measured candidate wins, however close the runner-up: in 26 near ties
         (within 5 %) of three benchmark runs, the measured fastest was the faster
         of the two in the benchmark's own later timings 16 times, the model's
@@ -547,14 +554,16 @@ class Engine:
             self.measurements += len(seconds)
         for _ in range(1, MEASURE_ROUNDS):
             contenders = _contenders(seconds, model.candidates[0])
-            while contenders and 2 * sum(seconds[c] for c in contenders) > left():
+            runs = 1 + ROUND_TIMED_RUNS
+            while contenders and runs * sum(seconds[c] for c in contenders) > left():
                 contenders.pop()
             if len(contenders) < 2:
                 break
             for candidate in contenders:
                 wait_for_idle_threads()
                 run(candidate)
-                timed_run(candidate)
+                for _ in range(ROUND_TIMED_RUNS):
+                    timed_run(candidate)
         winner = min(seconds, key=seconds.__getitem__) if seconds else model.candidates[0]
         chosen = model.choose(winner)
         if result is None:

@@ -459,8 +459,8 @@ def test_each_candidate_waits_for_idle_worker_threads_before_its_runs(monkeypatc
 
 def test_later_rounds_time_every_candidate_close_to_the_fastest(monkeypatch):
     # All candidates take 1 s a run: every later round re-times each of them
-    # (an untimed run, then a timed one) up to MEASURE_ROUNDS; the model's choice
-    # keeps its place.
+    # (an untimed run, then ROUND_TIMED_RUNS timed ones) up to MEASURE_ROUNDS;
+    # the model's choice keeps its place.
     clock, ran = _fake_runs(monkeypatch, lambda chosen: 1.0)
     estimate, measure, x = _pair("strided")
     model = measure.plan_for(x.shape)
@@ -470,27 +470,30 @@ def test_later_rounds_time_every_candidate_close_to_the_fastest(monkeypatch):
     ran.clear()
     assert_close(measure(x), expected)
     first_round = [candidates[0], candidates[0]] + [c for c in candidates[1:] for _ in (0, 1)]
-    later = [c for c in candidates for _ in (0, 1)] * (engine_module.MEASURE_ROUNDS - 1)
+    runs = 1 + engine_module.ROUND_TIMED_RUNS
+    assert runs == 3
+    later = [c for c in candidates for _ in range(runs)] * (engine_module.MEASURE_ROUNDS - 1)
     assert ran == first_round + later + [candidates[0]]  # the winner, for the result
     assert measure.engine.measurements == len(candidates)
 
 
 def test_a_round_leaves_out_the_slowest_contenders_that_do_not_fit(monkeypatch):
-    # Every run takes 1 s and the budget leaves 4.5 s after the first round: the
-    # second round times the two first contenders only (4 s), and no third fits.
+    # Every run takes 1 s and the budget leaves 6.5 s after the first round: the
+    # second round times the two first contenders only (3 runs each, 6 s), and no
+    # third fits.
     estimate, measure, x = _pair("strided")
     model = measure.plan_for(x.shape)
     candidates = measure.engine._measurable(model)
     assert len(candidates) >= 3
     first_round_s = 1 + 2 * (len(candidates) - 1)
     config = dataclasses.replace(MEASURE, planner=dataclasses.replace(
-        MEASURE.planner, measure_seconds=first_round_s + 4.5))
+        MEASURE.planner, measure_seconds=first_round_s + 6.5))
     clock, ran = _fake_runs(monkeypatch, lambda chosen: 1.0)
     estimate, measure, x = _pair("strided", config=config)
     expected = estimate(x)
     ran.clear()
     assert_close(measure(x), expected)
-    assert ran[1 + first_round_s:] == [candidates[0]] * 2 + [candidates[1]] * 2 + [candidates[0]]
+    assert ran[1 + first_round_s:] == [candidates[0]] * 3 + [candidates[1]] * 3 + [candidates[0]]
 
 
 def _measure_with_one_slow_start(monkeypatch, which, slow_s, slow_runs):
@@ -541,7 +544,7 @@ def test_the_models_choice_is_timed_again_however_slow_its_first_runs(monkeypatc
         monkeypatch, 0, 3.0, 4)
     assert chosen.candidates[0] == model_choice
     later = ran[2 * len(candidates):]
-    assert later[:4] == [candidates[1]] * 2 + [candidates[0]] * 2  # the fastest, then it
+    assert later[:6] == [candidates[1]] * 3 + [candidates[0]] * 3  # the fastest, then it
     assert set(later) == set(candidates)  # the others as close as the fastest too
 
 
@@ -695,7 +698,7 @@ def test_planning_round_trips_through_get_config():
 
 
 def test_default_planner_section():
-    assert DEFAULT.planner == type(DEFAULT.planner)(planning="estimate", measure_seconds=2.0,
+    assert DEFAULT.planner == type(DEFAULT.planner)(planning="estimate", measure_seconds=4.0,
                                                     save_wisdom=True)
     assert "[planner]" in DEFAULT.to_toml()
 
