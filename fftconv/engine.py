@@ -552,9 +552,9 @@ class Engine:
                 timed_run(candidate)
         with self._lock:
             self.measurements += len(seconds)
+        runs = 1 + ROUND_TIMED_RUNS  # of each contender in a later round
         for _ in range(1, MEASURE_ROUNDS):
             contenders = _contenders(seconds, model.candidates[0])
-            runs = 1 + ROUND_TIMED_RUNS
             while contenders and runs * sum(seconds[c] for c in contenders) > left():
                 contenders.pop()
             if len(contenders) < 2:
