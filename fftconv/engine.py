@@ -469,11 +469,11 @@ class Engine:
                  time_major: bool) -> tuple[Plan, Any]:
         """Time the candidates worth it (:meth:`_measurable`) on `x`; the fastest, and its result.
 
-        Every timed run follows an untimed run of the same candidate, as a
-        program calling the layer repeatedly runs it: the untimed one makes the
-        FFT plans and kernel spectra, and lets the memory that another
-        candidate's run left behind settle; before it, the worker threads that
-        run left spinning are waited for
+        Every timed run follows another run of the same candidate (the first an
+        untimed one), as a program calling the layer repeatedly runs it: the
+        untimed one makes the FFT plans and kernel spectra, and lets the memory
+        that another candidate's run left behind settle; before it, the worker
+        threads that run left spinning are waited for
         (:func:`~fftconv._machine.wait_for_idle_threads`; either can double the
         next run's time on a small machine).  The model's choice runs first.
         If the model estimates one more run of it longer than
